@@ -1,0 +1,27 @@
+# Two commands for a fresh clone:  `make demo` (main job on sample_data/)  and  `make test`.
+# Each creates ./.venv and installs detprune into it first (idempotent: re-installs
+# only when pyproject.toml changes).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.stamp-install
+OUT    ?= out/sample_pruned
+
+.PHONY: demo test lint install clean-demo
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/detprune inspect sample_data
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check detprune tests scripts

@@ -1,0 +1,212 @@
+"""Load a YOLO dataset into :class:`~detprune.dataset.records.Dataset`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ..errors import DatasetError
+from .checks import find_identical_files, probe_images
+from .records import Dataset, ImageRecord, Problem, Split
+from .yolo import (
+    SPLIT_NAMES,
+    label_path_for,
+    list_images,
+    read_data_yaml,
+    read_label_file,
+    resolve_source,
+)
+
+_YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
+_UNLIMITED_CLASSES = 1 << 30
+
+
+def load_dataset(
+    path: str | os.PathLike,
+    *,
+    splits: Sequence[str] | None = None,
+    check_images: bool = True,
+    workers: int | None = None,
+) -> Dataset:
+    """Read and validate a YOLO detection dataset without modifying anything.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``data.yaml``, a folder holding one, or a bare folder with ``images/``
+        and ``labels/`` (split sub-folders ``train``/``val``/``test`` optional).
+    splits : sequence of str, optional
+        Only read these splits (default: all present).
+    check_images : bool
+        Open every image to read its size and detect unreadable or truncated
+        files, and hash same-size files to find byte-identical copies.
+    workers : int, optional
+        Threads for file I/O.
+
+    Returns
+    -------
+    Dataset
+        Problems (file and line) are collected in the splits, never raised;
+        only an unusable dataset description raises :class:`DatasetError`.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DatasetError(f"{p}: no such file or folder")
+    yaml_path = _find_yaml(p)
+    if yaml_path is not None:
+        spec = read_data_yaml(yaml_path)
+        root, names, sources = spec["root"], spec["names"], spec["splits"]
+    else:
+        root, names, sources = _bare_folder(p)
+    if splits is not None:
+        unknown = [s for s in splits if s not in sources]
+        if unknown:
+            have = ", ".join(sources) or "none"
+            raise DatasetError(f"{p}: no split named {', '.join(unknown)} (splits present: {have})")
+        sources = {s: sources[s] for s in splits}
+
+    infer_names = names is None
+    nc = _UNLIMITED_CLASSES if infer_names else len(names)
+    built: dict[str, Split] = {}
+    for split, entries in sources.items():
+        built[split] = _load_split(split, root, entries, nc, check_images, workers)
+
+    if infer_names:
+        top = max((int(r.classes.max()) for s in built.values() for r in s.records if r.n_boxes), default=0)
+        names = tuple(str(i) for i in range(top + 1))
+    if check_images:
+        built = _report_identical(built, workers)
+    return Dataset(root=root, yaml=yaml_path, names=tuple(names), splits=built)
+
+
+def _find_yaml(p: Path) -> Path | None:
+    if p.is_file():
+        if p.suffix.lower() not in (".yaml", ".yml"):
+            raise DatasetError(f"{p}: expected a data.yaml or a dataset folder")
+        return p
+    for name in _YAML_NAMES:
+        if (p / name).is_file():
+            return p / name
+    return None
+
+
+def _bare_folder(p: Path) -> tuple[Path, tuple[str, ...] | None, dict[str, list[str]]]:
+    images = p / "images"
+    if not images.is_dir():
+        raise DatasetError(
+            f"{p}: no data.yaml and no images/ folder; pass a data.yaml or a folder with images/ and labels/"
+        )
+    subdirs = [s for s in SPLIT_NAMES if (images / s).is_dir()]
+    sources = {s: [f"images/{s}"] for s in subdirs} if subdirs else {"train": ["images"]}
+    names = None
+    for candidate in (p / "classes.txt", p / "labels" / "classes.txt"):
+        if candidate.is_file():
+            lines = [x.strip() for x in candidate.read_text(encoding="utf-8").splitlines()]
+            names = tuple(x for x in lines if x) or None
+            break
+    return p.resolve(), names, sources
+
+
+def _load_split(
+    split: str, root: Path, entries: list[str], nc: int, check_images: bool, workers: int | None
+) -> Split:
+    problems: list[Problem] = []
+    images: list[Path] = []
+    label_dirs: list[Path] = []
+    for entry in entries:
+        source = resolve_source(root, entry)
+        images.extend(list_images(source, problems))
+        if source.is_dir():
+            label_dirs.append(label_path_for(source / "x.jpg").parent)
+    seen: set[Path] = set()
+    unique: list[Path] = []
+    for img in images:
+        if img in seen:
+            problems.append(Problem("listed-twice", str(img), None, f"image listed more than once in split '{split}'", "warning"))
+            continue
+        seen.add(img)
+        unique.append(img)
+    images = unique
+
+    labels = [label_path_for(img) for img in images]
+    n_workers = workers or min(16, 4 * (os.cpu_count() or 1))
+    if len(images) >= 256 and n_workers > 1:
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            parsed = list(pool.map(lambda lb: _read_optional_label(lb, nc), labels, chunksize=64))
+    else:
+        parsed = [_read_optional_label(lb, nc) for lb in labels]
+    probes = probe_images(images, workers) if check_images else [None] * len(images)
+
+    records: list[ImageRecord] = []
+    excluded: list[str] = []
+    for img, lb, (exists, classes, boxes, label_problems), probe in zip(
+        images, labels, parsed, probes, strict=True
+    ):
+        problems.extend(label_problems)
+        if probe is not None and probe.problem is not None:
+            problems.append(probe.problem)
+            if probe.problem.severity == "error":
+                excluded.append(str(img))
+                continue
+        w, h = (probe.width, probe.height) if probe is not None else (0, 0)
+        records.append(ImageRecord(img, lb if exists else None, w, h, classes, boxes))
+
+    paired = {lb for lb in labels}
+    for d in label_dirs:
+        problems.extend(_orphan_labels(d, paired))
+    return Split(split, tuple(entries), tuple(records), tuple(problems), tuple(excluded))
+
+
+def _read_optional_label(path: Path, nc: int):
+    import numpy as np
+
+    if not path.is_file():
+        return False, np.zeros(0, np.int32), np.zeros((0, 4), np.float32), []
+    classes, boxes, problems = read_label_file(path, nc)
+    return True, classes, boxes, problems
+
+
+def _orphan_labels(label_dir: Path, paired: set[Path]) -> list[Problem]:
+    if not label_dir.is_dir():
+        return []
+    out = []
+    for dirpath, dirnames, filenames in os.walk(label_dir):
+        dirnames.sort()
+        for f in sorted(filenames):
+            if not f.endswith(".txt") or f == "classes.txt":
+                continue
+            lb = Path(dirpath) / f
+            if lb not in paired:
+                out.append(Problem("orphan-label", str(lb), None, "label file has no image", "warning"))
+    return out
+
+
+def _report_identical(built: dict[str, Split], workers: int | None) -> dict[str, Split]:
+    owner: dict[Path, str] = {}
+    files: list[tuple[Path, int]] = []
+    for name, split in built.items():
+        for r in split.records:
+            if r.image not in owner:
+                owner[r.image] = name
+                try:
+                    files.append((r.image, r.image.stat().st_size))
+                except OSError:
+                    continue
+    extra: dict[str, list[Problem]] = {name: [] for name in built}
+    for group in find_identical_files(files, workers):
+        first = group[0]
+        for other in group[1:]:
+            where = owner[other]
+            across = owner[first] != where
+            msg = f"byte-identical to {first}" + (
+                f" (in split '{owner[first]}': the same image is in two splits)" if across else ""
+            )
+            extra[where].append(Problem("duplicate-image", str(other), None, msg, "warning"))
+    out = {}
+    for name, split in built.items():
+        if extra[name]:
+            split = Split(split.name, split.sources, split.records, split.problems + tuple(extra[name]), split.excluded)
+        out[name] = split
+    return out

@@ -1,0 +1,321 @@
+"""Read YOLO detection datasets the way ultralytics reads them.
+
+Plain functions: resolve a ``data.yaml`` (or a bare folder with ``images/`` and
+``labels/``) into image lists per split, pair each image with its label file
+(``/images/`` -> ``/labels/``, same stem, ``.txt``), and parse label files into
+arrays while recording every problem with its file and line. Nothing is ever
+written to the dataset.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..errors import DatasetError
+from .records import IMAGE_SUFFIXES, Problem
+
+SPLIT_NAMES = ("train", "val", "test")
+COORD_TOLERANCE = 1e-3
+"""Normalised coordinates within this distance outside [0, 1] are clipped, not reported."""
+
+
+# ----------------------------------------------------------------------------- data.yaml
+
+
+def read_data_yaml(path: Path) -> dict:
+    """Load and check the top level of a ``data.yaml``.
+
+    Returns
+    -------
+    dict
+        With keys ``root`` (Path), ``names`` (tuple of str) and ``splits``
+        (dict split -> list of source strings as written).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not a UTF-8 text file") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise DatasetError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}: expected a mapping with 'names' and 'train', got {type(data).__name__}")
+
+    names = _parse_names(data.get("names"), data.get("nc"), path)
+    root = _resolve_root(data.get("path"), path)
+    splits: dict[str, list[str]] = {}
+    for split in SPLIT_NAMES:
+        value = data.get(split)
+        if value in (None, "", []):
+            continue
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, str) and v.strip() for v in items):
+            raise DatasetError(f"{path}: '{split}' must be a path or a list of paths, got {value!r}")
+        splits[split] = [v.strip() for v in items]
+    if not splits:
+        raise DatasetError(f"{path}: no 'train', 'val' or 'test' entry")
+    return {"root": root, "names": names, "splits": splits}
+
+
+def _parse_names(names: object, nc: object, path: Path) -> tuple[str, ...]:
+    if names is None:
+        if isinstance(nc, int) and nc > 0:
+            return tuple(f"class{i}" for i in range(nc))
+        raise DatasetError(f"{path}: missing 'names'")
+    if isinstance(names, dict):
+        try:
+            ids = sorted(int(k) for k in names)
+        except (TypeError, ValueError) as exc:
+            raise DatasetError(f"{path}: 'names' keys must be class ids 0..N-1") from exc
+        if ids != list(range(len(ids))):
+            raise DatasetError(f"{path}: 'names' keys must be the class ids 0..{len(ids) - 1}, got {ids}")
+        out = tuple(str(names[k]) for k in sorted(names, key=int))
+    elif isinstance(names, list):
+        out = tuple(str(n) for n in names)
+    else:
+        raise DatasetError(f"{path}: 'names' must be a list or a mapping, got {type(names).__name__}")
+    if not out:
+        raise DatasetError(f"{path}: 'names' is empty")
+    if isinstance(nc, int) and nc != len(out):
+        raise DatasetError(f"{path}: 'nc' is {nc} but 'names' has {len(out)} entries")
+    return out
+
+
+def _resolve_root(value: object, yaml_path: Path) -> Path:
+    base = yaml_path.resolve().parent
+    if value in (None, ""):
+        return base
+    if not isinstance(value, str):
+        raise DatasetError(f"{yaml_path}: 'path' must be a string, got {value!r}")
+    p = Path(os.path.expanduser(value))
+    if p.is_absolute():
+        return p
+    # ultralytics resolves a relative 'path' against the working directory first;
+    # we then fall back to the yaml's folder, where such datasets usually live.
+    for candidate in (Path.cwd() / p, base / p):
+        if candidate.exists():
+            return candidate.resolve()
+    return (base / p).resolve()
+
+
+def resolve_source(root: Path, source: str) -> Path:
+    """Resolve one split entry (folder or .txt file) against the dataset root."""
+    p = Path(os.path.expanduser(source))
+    if p.is_absolute():
+        return p
+    x = (root / p).resolve()
+    if not x.exists() and source.startswith("../"):
+        x = (root / source[3:]).resolve()  # as ultralytics does
+    return x
+
+
+# ----------------------------------------------------------------------------- image lists
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def list_images(source: Path, problems: list[Problem]) -> list[Path]:
+    """List the images of one split source: a folder (recursive) or a .txt list.
+
+    Missing entries of a .txt list are recorded in ``problems`` with their line.
+    """
+    if source.is_dir():
+        out = []
+        for dirpath, dirnames, filenames in os.walk(source, followlinks=True):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            out.extend(Path(dirpath) / f for f in filenames if is_image(Path(f)))
+        return sorted(out)
+    if source.is_file() and source.suffix.lower() == ".txt":
+        return _list_from_txt(source, problems)
+    if source.is_file() and is_image(source):
+        return [source]
+    raise DatasetError(f"{source}: split source does not exist (expected a folder or a .txt list)")
+
+
+def _list_from_txt(source: Path, problems: list[Problem]) -> list[Path]:
+    out = []
+    parent = source.resolve().parent
+    try:
+        lines = source.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{source}: cannot read image list ({exc})") from exc
+    for lineno, raw in enumerate(lines, 1):
+        entry = raw.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        p = Path(os.path.expanduser(entry))
+        if not p.is_absolute():
+            # ultralytics: './x' is relative to the list's folder; other relative
+            # entries are tried against the list's folder, then the working dir.
+            first = parent / (entry[2:] if entry.startswith("./") else entry)
+            p = first if first.exists() or entry.startswith("./") else Path.cwd() / p
+            if not p.exists():
+                p = first
+        if not is_image(p):
+            problems.append(Problem("not-an-image", str(source), lineno, f"'{entry}' is not an image file type"))
+            continue
+        if not p.exists():
+            problems.append(Problem("missing-image", str(source), lineno, f"image '{entry}' does not exist"))
+            continue
+        out.append(p.resolve() if not p.is_absolute() else p)
+    return out
+
+
+def label_path_for(image: Path) -> Path:
+    """The label file of an image, exactly as ultralytics pairs them.
+
+    The last ``/images/`` in the path becomes ``/labels/`` and the suffix ``.txt``.
+    """
+    s = str(image)
+    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    if sa in s:
+        s = sb.join(s.rsplit(sa, 1))
+    return Path(s.rsplit(".", 1)[0] + ".txt")
+
+
+# ----------------------------------------------------------------------------- label files
+
+
+def parse_label_text(
+    text: str, nc: int, file: str
+) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
+    """Parse YOLO label text into valid boxes, reporting every bad line.
+
+    Lines are ``class xc yc w h`` (normalised); segment lines (``class x1 y1 x2 y2
+    x3 y3 ...``) are converted to their bounding box, as ultralytics does.
+
+    Parameters
+    ----------
+    text : str
+        The file's content.
+    nc : int
+        Number of classes; ids must be in ``[0, nc)``.
+    file : str
+        Name used in problem reports.
+
+    Returns
+    -------
+    classes : ndarray of int32, shape (k,)
+    boxes : ndarray of float32, shape (k, 4)
+        Normalised ``xc, yc, w, h``.
+    problems : list of Problem
+    """
+    classes: list[int] = []
+    boxes: list[tuple[float, float, float, float]] = []
+    problems: list[Problem] = []
+    seen: dict[tuple, int] = {}
+    tol = COORD_TOLERANCE
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        fields = line.split()
+        n = len(fields)
+        if n != 5 and (n < 7 or n % 2 == 0):
+            problems.append(Problem(
+                "field-count", file, lineno,
+                f"expected 5 fields 'class xc yc w h' (or a polygon), got {n}",
+            ))
+            continue
+        try:
+            values = [float(v) for v in fields]
+        except ValueError:
+            bad = next(v for v in fields if not _is_float(v))
+            problems.append(Problem("non-numeric", file, lineno, f"non-numeric field '{bad}'"))
+            continue
+        if not all(math.isfinite(v) for v in values):
+            problems.append(Problem("non-numeric", file, lineno, "non-finite value (nan or inf)"))
+            continue
+        c = values[0]
+        if c != int(c) or not 0 <= int(c) < nc:
+            problems.append(Problem(
+                "class-id", file, lineno, f"class id {fields[0]} is outside 0..{nc - 1}"
+            ))
+            continue
+        coords = values[1:]
+        if n == 5:
+            xc, yc, w, h = coords
+            x0, y0, x1, y1 = xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2
+        else:
+            xs, ys = coords[0::2], coords[1::2]
+            x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
+            w, h = x1 - x0, y1 - y0
+        if w <= 0 or h <= 0:
+            problems.append(Problem(
+                "box-size", file, lineno, f"box width and height must be > 0, got w={w:g} h={h:g}"
+            ))
+            continue
+        lo, hi = min(x0, y0), max(x1, y1)
+        if lo < -tol or hi > 1 + tol or (n == 5 and not (0 <= xc <= 1 and 0 <= yc <= 1)):
+            problems.append(Problem(
+                "out-of-bounds", file, lineno,
+                f"box extends outside the image ({x0:.4f},{y0:.4f})-({x1:.4f},{y1:.4f}); "
+                "coordinates must be normalised to [0, 1]",
+            ))
+            continue
+        x0, y0, x1, y1 = (min(max(v, 0.0), 1.0) for v in (x0, y0, x1, y1))
+        box = ((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)
+        key = (int(c), *(round(v, 6) for v in box))
+        if key in seen:
+            problems.append(Problem(
+                "duplicate-box", file, lineno, f"same box as line {seen[key]}", "warning"
+            ))
+            continue
+        seen[key] = lineno
+        classes.append(int(c))
+        boxes.append(box)
+    return (
+        np.asarray(classes, dtype=np.int32),
+        np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+        problems,
+    )
+
+
+def _is_float(v: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
+
+
+def read_label_file(path: Path, nc: int) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
+    """Read and parse one label file; see :func:`parse_label_text`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        empty = (np.zeros(0, np.int32), np.zeros((0, 4), np.float32))
+        return (*empty, [Problem("unreadable-label", str(path), None, "label file is not UTF-8 text")])
+    except OSError as exc:
+        empty = (np.zeros(0, np.int32), np.zeros((0, 4), np.float32))
+        return (*empty, [Problem("unreadable-label", str(path), None, f"cannot read: {exc.strerror or exc}")])
+    return parse_label_text(text, nc, str(path))
+
+
+def format_labels(classes: Sequence[int] | np.ndarray, boxes: Iterable[Sequence[float]]) -> str:
+    """Format boxes as YOLO label text (``class xc yc w h`` with 6 decimals)."""
+    lines = [
+        f"{int(c)} " + " ".join(f"{float(v):.6f}" for v in b)
+        for c, b in zip(classes, boxes, strict=True)
+    ]
+    return "".join(line + "\n" for line in lines)
+
+
+def write_labels(path: Path, classes: Sequence[int] | np.ndarray, boxes: Iterable[Sequence[float]]) -> None:
+    """Write a YOLO label file atomically."""
+    from .._io import atomic_write_text
+
+    atomic_write_text(path, format_labels(classes, boxes))

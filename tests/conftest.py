@@ -1,0 +1,75 @@
+"""Shared fixtures: small YOLO datasets built in tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DATA = ROOT / "sample_data"
+SHARED = ROOT.parent / "shared"
+BCCD = SHARED / "data" / "bccd"
+LEGACY_WEIGHTS = SHARED / "weights" / "yolov5n.pt"
+
+
+def write_image(path: Path, w: int = 64, h: int = 48, *, seed: int = 0, mode: str = "RGB") -> Path:
+    """Write a small random image with PIL (format from the suffix)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if mode == "L":
+        arr = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    elif mode == "RGBA":
+        arr = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    else:
+        arr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    Image.fromarray(arr, mode=None).save(path)
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def make_dataset(tmp_path: Path):
+    """Build a YOLO dataset: ``{split: {stem: label_text or None}}`` -> data.yaml path."""
+
+    def build(
+        splits: dict[str, dict[str, str | None]],
+        *,
+        names=("cat", "dog", "bird"),
+        suffix: str = ".jpg",
+        yaml_text: str | None = None,
+        root: Path | None = None,
+    ) -> Path:
+        root = root or tmp_path / "ds"
+        for split, items in splits.items():
+            for i, (stem, label) in enumerate(items.items()):
+                write_image(root / "images" / split / f"{stem}{suffix}", seed=i)
+                if label is not None:
+                    write_text(root / "labels" / split / f"{stem}.txt", label)
+        if yaml_text is None:
+            lines = [f"{s}: images/{s}" for s in splits]
+            lines.append("names:")
+            lines += [f"  {i}: {n}" for i, n in enumerate(names)]
+            yaml_text = "\n".join(lines) + "\n"
+        return write_text(root / "data.yaml", yaml_text)
+
+    return build
+
+
+def tree_digest(root: Path) -> dict[str, tuple[int, str]]:
+    """Map each file under root to (size, sha256): to prove nothing was modified."""
+    import hashlib
+
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and ".detprune" not in p.parts:
+            out[str(p.relative_to(root))] = (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
+    return out

@@ -1,0 +1,71 @@
+"""`detprune inspect` output and exit codes, and the light import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import SAMPLE_DATA
+
+from detprune import __version__
+from detprune.cli import main
+
+
+def test_inspect_text_and_json(make_dataset, tmp_path, capsys):
+    y = make_dataset({"train": {"a": "0 0.5 0.5 0.2 0.2\n", "b": None}, "val": {"c": "1 0.5 0.5 0.1 0.1\n"}})
+    out = tmp_path / "summary.json"
+    assert main(["inspect", str(y), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "[train] 2 images, 1 boxes, 1 background" in text
+    summary = json.loads(out.read_text())
+    assert summary["splits"]["val"]["classes"]["dog"] == {"images": 1, "boxes": 1}
+    assert summary["strata"]["sizes"] == {"cat": 1, "background": 1}
+
+
+def test_inspect_strict_exit_code_and_problem_lines(make_dataset, capsys):
+    y = make_dataset({"train": {"a": "0 0.5 0.5 0.2 0.2\n9 0.5 0.5 0.2 0.2\n"}})
+    assert main(["inspect", str(y)]) == 0
+    assert main(["inspect", str(y), "--strict"]) == 3
+    text = capsys.readouterr().out
+    assert "a.txt:2: error: class id 9 is outside 0..2 [class-id]" in text
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    bad = tmp_path / "data.yaml"
+    bad.write_text("train: [oops\n")
+    r = subprocess.run([sys.executable, "-m", "detprune", "inspect", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("detprune: error:")
+    assert "Traceback" not in r.stderr
+
+
+def test_version_and_help(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert __version__ in capsys.readouterr().out
+    assert main([]) == 2
+
+
+def test_inspect_json_stdout_on_sample_data(capsys):
+    if not SAMPLE_DATA.exists():
+        import pytest
+
+        pytest.skip("sample_data not generated")
+    assert main(["inspect", str(SAMPLE_DATA), "--json", "-"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["splits"]["train"]["images"] > 100
+    assert summary["errors"] == 0
+
+
+def test_import_is_light():
+    code = (
+        "import sys, detprune, detprune.dataset, detprune.cli, detprune.pipeline\n"
+        "heavy = [m for m in ('torch', 'ultralytics', 'faiss', 'cv2', 'codecarbon') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == ""

@@ -1,0 +1,111 @@
+"""Every bad-input case produces its specific report entry, with file and line."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from conftest import tree_digest, write_image, write_text
+
+from detprune.dataset import load_dataset, parse_label_text
+
+
+def kinds(problems):
+    return [(p.kind, p.line) for p in problems]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0 0.5 0.5 0.2\n", [("field-count", 1)]),
+        ("0 0.5 0.5 0.2 0.2 0.1\n", [("field-count", 1)]),
+        ("0 0.5 zero 0.2 0.2\n", [("non-numeric", 1)]),
+        ("0 0.5 nan 0.2 0.2\n", [("non-numeric", 1)]),
+        ("3 0.5 0.5 0.2 0.2\n", [("class-id", 1)]),
+        ("-1 0.5 0.5 0.2 0.2\n", [("class-id", 1)]),
+        ("1.5 0.5 0.5 0.2 0.2\n", [("class-id", 1)]),
+        ("0 0.95 0.5 0.2 0.2\n", [("out-of-bounds", 1)]),
+        ("0 1.5 0.5 0.2 0.2\n", [("out-of-bounds", 1)]),
+        ("0 0.5 0.5 0 0.2\n", [("box-size", 1)]),
+        ("0 0.5 0.5 0.2 -0.1\n", [("box-size", 1)]),
+        ("0 0.5 0.5 0.2 0.2\n\n0 0.5 0.5 0.2 0.2\n", [("duplicate-box", 3)]),
+    ],
+)
+def test_each_bad_line_is_reported(text, expected):
+    classes, _boxes, problems = parse_label_text(text, 3, "x.txt")
+    assert kinds(problems) == expected
+    assert all(p.file == "x.txt" for p in problems)
+    # a duplicate keeps its first copy; anything else drops the line
+    assert len(classes) == (1 if expected[0][0] == "duplicate-box" else 0)
+
+
+def test_good_lines_survive_next_to_bad_ones():
+    text = "0 0.5 0.5 0.2 0.2\nbad line\n2 0.1 0.1 0.2 0.2\n1 0.5 0.5 0.0004 1.0005\n"
+    classes, boxes, problems = parse_label_text(text, 3, "x.txt")
+    assert classes.tolist() == [0, 2, 1]
+    assert kinds(problems) == [("field-count", 2)]
+    assert boxes.max() <= 1.0 and boxes.min() >= 0.0  # tolerance is clipped
+
+
+def test_polygon_lines_become_boxes():
+    _classes, boxes, problems = parse_label_text("1 0.1 0.2 0.5 0.2 0.5 0.6 0.1 0.6\n", 3, "x.txt")
+    assert not problems
+    assert boxes[0].tolist() == pytest.approx([0.3, 0.4, 0.4, 0.4])
+
+
+def test_problems_in_a_loaded_dataset(make_dataset, tmp_path):
+    y = make_dataset(
+        {"train": {"ok": "0 0.5 0.5 0.2 0.2\n", "bad": "0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.1 0.1\n"}}
+    )
+    root = y.parent
+    write_text(root / "labels/train/orphan.txt", "0 0.5 0.5 0.2 0.2\n")
+    (root / "images/train/trunc.jpg").write_bytes((root / "images/train/ok.jpg").read_bytes()[:300])
+    (root / "images/train/junk.png").write_bytes(b"this is not a png")
+    shutil.copy(root / "images/train/ok.jpg", root / "images/train/copy.jpg")
+    before = tree_digest(root)
+
+    split = load_dataset(y).split("train")
+    found = {(p.kind, p.file.split("/")[-1], p.line) for p in split.problems}
+    assert ("class-id", "bad.txt", 2) in found
+    assert ("orphan-label", "orphan.txt", None) in found
+    assert ("truncated-image", "trunc.jpg", None) in found or ("unreadable-image", "trunc.jpg", None) in found
+    assert ("unreadable-image", "junk.png", None) in found
+    dup = [p for p in split.problems if p.kind == "duplicate-image"]
+    assert len(dup) == 1  # the later of the pair, naming the first
+    assert {dup[0].file.split("/")[-1], dup[0].message.split("/")[-1]} == {"ok.jpg", "copy.jpg"}
+    names = {r.image.name for r in split.records}
+    assert names == {"ok.jpg", "bad.jpg", "copy.jpg"}  # unreadable images left out
+    assert {p.split("/")[-1] for p in split.excluded} == {"trunc.jpg", "junk.png"}
+    assert tree_digest(root) == before  # nothing modified
+
+
+def test_jpeg_missing_end_marker_is_truncated(tmp_path):
+    img = write_image(tmp_path / "ds/images/train/a.jpg", 200, 200)
+    data = img.read_bytes()
+    img.write_bytes(data[: len(data) - 600])
+    split = load_dataset(tmp_path / "ds").split("train")
+    assert [p.kind for p in split.problems] == ["truncated-image"]
+    assert len(split) == 0
+
+
+def test_identical_images_across_splits_flagged(make_dataset):
+    y = make_dataset({"train": {"a": None}, "val": {"a": None}})  # same seed -> same bytes
+    val = load_dataset(y).split("val")
+    assert [p.kind for p in val.problems] == ["duplicate-image"]
+    assert "two splits" in val.problems[0].message
+
+
+def test_non_utf8_label(make_dataset):
+    y = make_dataset({"train": {"a": None}})
+    (y.parent / "labels/train").mkdir(parents=True)
+    (y.parent / "labels/train/a.txt").write_bytes(b"\xff\xfe\x00garbage")
+    split = load_dataset(y).split("train")
+    assert [p.kind for p in split.problems] == ["unreadable-label"]
+    assert len(split) == 1
+
+
+def test_check_images_off_skips_probing(make_dataset):
+    y = make_dataset({"train": {"a": "0 0.5 0.5 0.2 0.2\n"}})
+    (y.parent / "images/train/junk.jpg").write_bytes(b"nope")
+    split = load_dataset(y, check_images=False).split("train")
+    assert len(split) == 2 and not split.problems

@@ -1,0 +1,146 @@
+"""YOLO reading: yaml forms, pairing rules, image types."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import write_image, write_text
+
+from detprune.dataset import label_path_for, load_dataset
+from detprune.errors import DatasetError
+
+BOX = "0 0.5 0.5 0.2 0.2\n"
+
+
+def test_names_as_list_and_dict(make_dataset, tmp_path):
+    y = make_dataset({"train": {"a": BOX}}, yaml_text="train: images/train\nnames: [cat, dog]\n")
+    assert load_dataset(y).names == ("cat", "dog")
+    y.write_text("train: images/train\nnames:\n  1: dog\n  0: cat\n")
+    assert load_dataset(y).names == ("cat", "dog")
+
+
+def test_yaml_without_path_resolves_against_yaml_folder(make_dataset, tmp_path, monkeypatch):
+    y = make_dataset({"train": {"a": BOX, "b": None}, "val": {"c": BOX}})
+    monkeypatch.chdir(tmp_path.parent)  # somewhere else entirely
+    ds = load_dataset(y)
+    assert set(ds.splits) == {"train", "val"}
+    assert len(ds.split("train")) == 2
+    assert ds.root == y.parent.resolve()
+
+
+def test_yaml_with_absolute_and_relative_path(make_dataset, tmp_path):
+    make_dataset({"train": {"a": BOX}}, root=tmp_path / "data" / "set")
+    other = write_text(tmp_path / "cfg" / "d.yaml", f"path: {tmp_path / 'data' / 'set'}\ntrain: images/train\nnames: [x]\n")
+    assert len(load_dataset(other).split("train")) == 1
+    rel = write_text(tmp_path / "data" / "d2.yaml", "path: set\ntrain: images/train\nnames: [x]\n")
+    assert len(load_dataset(rel).split("train")) == 1
+
+
+def test_list_of_folders_and_txt_list(make_dataset, tmp_path):
+    root = tmp_path / "ds"
+    y = make_dataset({"train": {"a": BOX, "b": BOX}, "extra": {"c": BOX}})
+    y.write_text("train: [images/train, images/extra]\nnames: [cat]\n")
+    assert len(load_dataset(y).split("train")) == 3
+    write_text(root / "train.txt", "./images/train/a.jpg\n" + str(root / "images/extra/c.jpg") + "\n\n")
+    y.write_text("train: train.txt\nnames: [cat]\n")
+    ds = load_dataset(y)
+    assert [r.image.name for r in ds.split("train").records] == ["a.jpg", "c.jpg"]
+    assert ds.split("train").records[0].label == root / "labels/train/a.txt"
+
+
+def test_txt_list_missing_image_reported_with_line(make_dataset, tmp_path):
+    root = tmp_path / "ds"
+    y = make_dataset({"train": {"a": BOX}})
+    write_text(root / "train.txt", "./images/train/a.jpg\n./images/train/gone.jpg\n")
+    y.write_text("train: train.txt\nnames: [cat]\n")
+    problems = load_dataset(y).split("train").problems
+    assert [(p.kind, p.line) for p in problems] == [("missing-image", 2)]
+    assert problems[0].file.endswith("train.txt")
+
+
+def test_pairing_rule_matches_ultralytics():
+    p = Path(os.sep, "d", "images", "x", "images", "train", "a.b.JPG")
+    assert label_path_for(p) == Path(os.sep, "d", "images", "x", "labels", "train", "a.b.txt")
+    assert label_path_for(Path("/d/pics/a.jpg")) == Path("/d/pics/a.txt")
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".PNG"])
+def test_image_types(make_dataset, suffix):
+    y = make_dataset({"train": {"a": BOX}}, suffix=suffix)
+    rec = load_dataset(y).split("train").records[0]
+    assert (rec.width, rec.height) == (64, 48)
+    assert rec.n_boxes == 1
+
+
+def test_grayscale_and_rgba_are_valid(tmp_path):
+    root = tmp_path / "ds"
+    write_image(root / "images/train/g.png", mode="L")
+    write_image(root / "images/train/r.png", mode="RGBA")
+    write_text(root / "labels/train/g.txt", BOX)
+    ds = load_dataset(root)
+    assert len(ds.split("train")) == 2
+    assert not ds.all_problems()
+
+
+def test_background_images(make_dataset):
+    y = make_dataset({"train": {"nolabel": None, "empty": "", "blank": "\n\n", "box": BOX}})
+    split = load_dataset(y).split("train")
+    bg = {r.image.stem for r in split.records if r.is_background}
+    assert bg == {"nolabel", "empty", "blank"}
+    assert not split.problems
+
+
+def test_bare_folder_with_and_without_splits(tmp_path):
+    root = tmp_path / "bare"
+    write_image(root / "images/a.jpg")
+    write_text(root / "labels/a.txt", "4 0.5 0.5 0.1 0.1\n")
+    ds = load_dataset(root)
+    assert list(ds.splits) == ["train"] and ds.names == ("0", "1", "2", "3", "4")
+    write_text(root / "classes.txt", "a\nb\nc\nd\ne\n")
+    assert load_dataset(root).names == ("a", "b", "c", "d", "e")
+    split_root = tmp_path / "bare2"
+    write_image(split_root / "images/train/a.jpg")
+    write_image(split_root / "images/val/b.jpg")
+    assert set(load_dataset(split_root).splits) == {"train", "val"}
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "match"),
+    [
+        ("train: images/train\n", "missing 'names'"),
+        ("names: [a]\n", "no 'train'"),
+        ("train: [images/train\nnames: [a]\n", "invalid YAML"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("train: images/nowhere\nnames: [a]\n", "does not exist"),
+        ("train: images/train\nnames: {0: a, 2: b}\n", "class ids"),
+        ("train: images/train\nnc: 3\nnames: [a]\n", "'nc' is 3"),
+    ],
+)
+def test_bad_yaml_is_one_clear_error(make_dataset, yaml_text, match):
+    y = make_dataset({"train": {"a": BOX}}, yaml_text=yaml_text)
+    with pytest.raises(DatasetError, match=match) as info:
+        load_dataset(y)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_split_and_missing_path(make_dataset, tmp_path):
+    y = make_dataset({"train": {"a": BOX}})
+    with pytest.raises(DatasetError, match="no split named val"):
+        load_dataset(y, splits=["val"])
+    with pytest.raises(DatasetError, match="no such file"):
+        load_dataset(tmp_path / "nothing")
+    with pytest.raises(DatasetError, match=r"no data\.yaml and no images/"):
+        load_dataset(tmp_path)
+
+
+def test_shared_bccd_loads_cleanly():
+    from conftest import BCCD
+
+    if not BCCD.exists():
+        pytest.skip("../shared/data/bccd not present")
+    ds = load_dataset(BCCD / "data.yaml")
+    assert ds.names == ("Platelets", "RBC", "WBC")
+    assert [len(ds.split(s)) for s in ("train", "val", "test")] == [205, 87, 72]
+    assert not [p for p in ds.all_problems() if p.severity == "error"]
