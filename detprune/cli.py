@@ -62,6 +62,207 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embedding_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("embedding")
+    g.add_argument("--weights", default="auto",
+                   help="ultralytics YOLOv5u checkpoint, legacy yolov5 .pt, model yaml (random init), "
+                        "or 'auto' (default: a cached pretrained checkpoint, else a seeded random backbone)")
+    g.add_argument("--imgsz", type=int, default=640, help="letterbox size (default 640)")
+    g.add_argument("--batch", type=int, default=16, help="images per forward pass (default 16)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    g.add_argument("--workers", type=int, default=None, help="image-decoding workers")
+    g.add_argument("--cache", default=None, metavar="DIR",
+                   help="embedding cache folder (default DATA/.detprune/cache)")
+
+
+def _add_prune(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "prune",
+        help="select a subset of a split and write a pruned YOLO dataset",
+        description="Embed the split's images, select a class-balanced subset with METHOD, and write "
+        "a pruned dataset (data.yaml, manifest.json, manifest.csv). Only the chosen split is reduced; "
+        "val and test are referenced unchanged. The source is never modified.",
+    )
+    p.add_argument("data", help="data.yaml, or a folder with images/ and labels/")
+    p.add_argument("--method", default="mms", help="selection method (see `detprune methods`; default mms)")
+    size = p.add_mutually_exclusive_group(required=True)
+    size.add_argument("--keep", type=float, help="fraction of the split's images to keep, in (0, 1]")
+    size.add_argument("--budget", type=int, help="number of images to keep")
+    p.add_argument("--split", default="train", help="split to reduce (default train)")
+    p.add_argument("--out", default=None, help="output folder (default beside the dataset)")
+    p.add_argument("--materialize", default="list", choices=["list", "symlink", "hardlink", "copy"],
+                   help="list: a train.txt of kept paths, no copies (default); or build images/ and "
+                        "labels/ with symlinks, hard links or copies")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
+    p.add_argument("--min-per-class", type=int, default=1, metavar="M",
+                   help="every class keeps at least min(its images, M) images (default 1)")
+    p.add_argument("--min-stratum-size", type=int, default=10, metavar="N",
+                   help="merge smaller class-set strata (default 10)")
+    p.add_argument("--box-weight", type=float, default=0.3,
+                   help="share of box statistics in the selection space, 0 disables (default 0.3)")
+    p.add_argument("--pca", type=int, default=None, metavar="D", help="PCA-reduce embeddings to D dims")
+    p.add_argument("--dedup-threshold", type=float, default=None, metavar="T",
+                   help="first drop near-duplicates closer than T (L2 in the selection space)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra method parameter (repeatable), e.g. --param temperature=0.5")
+    p.add_argument("--country", default=None, help="ISO alpha-3 country for CO2 (e.g. ESP)")
+    p.add_argument("--no-energy", action="store_true", help="do not track energy")
+    p.add_argument("--force", action="store_true", help="replace a non-empty --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--verbose", action="store_true", help="show codecarbon's log")
+    _embedding_args(p)
+    p.set_defaults(func=_cmd_prune)
+
+
+def _parse_params(items: list[str]) -> dict:
+    import yaml
+
+    from .errors import ParameterError
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ParameterError(f"--param expects NAME=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def _cmd_prune(args: argparse.Namespace) -> int:
+    from . import pipeline
+
+    result = pipeline.prune(
+        args.data, method=args.method, keep=args.keep, budget=args.budget, split=args.split,
+        out=args.out, materialize=args.materialize, seed=args.seed, weights=args.weights,
+        imgsz=args.imgsz, batch=args.batch, device=args.device, workers=args.workers,
+        cache=args.cache, min_per_class=args.min_per_class, min_stratum_size=args.min_stratum_size,
+        box_weight=args.box_weight, pca_dim=args.pca, dedup_threshold=args.dedup_threshold,
+        method_params=_parse_params(args.param), country=args.country,
+        measure_energy=not args.no_energy, force=args.force, progress=not args.quiet,
+        verbose=args.verbose,
+    )
+    print(format_prune_report(result.manifest, result.out))
+    return 0
+
+
+def _fmt_num(x, unit: str = "", digits: int = 3) -> str:
+    if x is None:
+        return "n/a"
+    if x == 0:
+        return f"0 {unit}".strip()
+    return f"{x:.{digits}g} {unit}".strip()
+
+
+def format_prune_report(m: dict, out) -> str:
+    """The compact table printed after a prune."""
+    lines = [
+        f"pruned split '{m['source']['split']}' with {m['method']}: kept {m['kept']} of "
+        f"{m['source']['images']} images ({100 * m['kept_fraction']:.1f}%)",
+        "",
+        f"  {'class':<22} {'images':>15} {'boxes':>17}",
+    ]
+    for name, c in m["classes"].items():
+        if name == "(background)" and not c["images_before"]:
+            continue
+        lines.append(
+            f"  {name:<22} {c['images_before']:>6} -> {c['images_after']:<6} "
+            f"{c['boxes_before']:>7} -> {c['boxes_after']:<7}"
+        )
+    eps = m.get("epsilon") or {}
+    if eps:
+        lines.append("")
+        lines.append(f"  epsilon (L-inf, max over classes): {_fmt_num(eps.get('eps_linf'))}   "
+                     f"(L2: {_fmt_num(eps.get('eps_l2'))})")
+    e = m["energy"]
+    lines.append("")
+    lines.append(f"  {'phase':<8} {'time':>9} {'energy':>13} {'CO2':>13}")
+    for name, ph in [*e["phases"].items(), ("total", e["total"])]:
+        lines.append(
+            f"  {name:<8} {ph['seconds']:>8.1f}s {_fmt_num(ph['energy_kwh'], 'kWh'):>13} "
+            f"{_fmt_num(ph['co2_kg'], 'kg'):>13}"
+        )
+    lines.append(f"  energy: {e['total']['method'] or 'n/a'}; country {e['total']['country'] or 'world average'}")
+    w = m["embedding"]["weights"]
+    lines.append(f"  embedding weights: {w.get('description') or w.get('kind')}")
+    fails = m["source"]["images_failed_embedding"] + m["source"]["images_excluded_unreadable"]
+    if fails:
+        lines.append(f"  {len(fails)} images could not be read and were left out (see manifest.json)")
+    lines.append("")
+    lines.append(f"output: {out}")
+    lines.append(f"train with: yolo train data={out}/data.yaml")
+    return "\n".join(lines)
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="rebuild a pruned dataset from its manifest",
+        description="Re-materialise the selection recorded in MANIFEST (manifest.json or its folder). "
+        "Fails if the source split changed since (by fingerprint).",
+    )
+    p.add_argument("manifest")
+    p.add_argument("--out", required=True)
+    p.add_argument("--materialize", default="copy", choices=["list", "symlink", "hardlink", "copy"])
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from . import pipeline
+
+    r = pipeline.export(args.manifest, out=args.out, materialize=args.materialize, force=args.force)
+    print(f"exported {len(r.manifest['selected'])} images ({args.materialize}) to {r.out}")
+    return 0
+
+
+def _add_methods(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("methods", help="list the selection methods")
+    p.set_defaults(func=_cmd_methods)
+
+
+def _cmd_methods(args: argparse.Namespace) -> int:
+    from .select import available_methods
+
+    methods = available_methods()
+    width = max(len(k) for k in methods)
+    for name, desc in methods.items():
+        print(f"{name:<{width}}  {desc}")
+    return 0
+
+
+def _add_embed(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "embed",
+        help="compute (and cache) the image embeddings of a split",
+        description="Embed every image of a split with the YOLOv5 backbone (P3, P4, P5 pooled) "
+        "into the cache, so later prunes start at once.",
+    )
+    p.add_argument("data")
+    p.add_argument("--split", default="train")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--save", default=None, metavar="FILE.npy", help="also save the matrix as .npy")
+    _embedding_args(p)
+    p.set_defaults(func=_cmd_embed)
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from . import pipeline
+
+    r = pipeline.embed(
+        args.data, split=args.split, weights=args.weights, imgsz=args.imgsz, batch=args.batch,
+        device=args.device, workers=args.workers, cache=args.cache, progress=not args.quiet,
+        save=args.save,
+    )
+    print(
+        f"embedded {r['images']} images of '{args.split}' -> {r['dims']} dims "
+        f"({r['computed']} computed, {r['cached']} from cache, {r['failed']} failed) "
+        f"in {r['seconds']:.1f}s; weights: {r['weights']}"
+    )
+    for path, why in r["failures"][:20]:
+        print(f"  {path}: {why}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="detprune",
@@ -71,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_inspect(sub)
+    _add_embed(sub)
+    _add_prune(sub)
+    _add_export(sub)
+    _add_methods(sub)
     return parser
 
 

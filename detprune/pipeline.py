@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+import platform
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
+from ._validation import IsNone
+from ._version import __version__
 from .dataset import load_dataset
 from .dataset.summary import summarize
 
@@ -23,3 +29,458 @@ def inspect(
     ds = load_dataset(data, splits=splits, check_images=check_images)
     strata_split = "train" if "train" in ds.splits else next(iter(ds.splits))
     return summarize(ds, strata_split=strata_split, min_stratum_size=min_stratum_size)
+
+
+# ----------------------------------------------------------------------------- prune
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What :func:`prune` produced.
+
+    Attributes
+    ----------
+    out : Path
+        The pruned dataset folder (holds ``data.yaml``, ``manifest.json``, ``manifest.csv``).
+    manifest : dict
+        The manifest as written.
+    """
+
+    out: Path
+    manifest: dict
+
+    @property
+    def data_yaml(self) -> Path:
+        return self.out / "data.yaml"
+
+
+def default_out(root: Path, method: str, keep: float | None, budget: int | None, split: str) -> Path:
+    tag = f"keep{round(keep * 100):d}" if keep is not None else f"n{budget}"
+    suffix = "" if split == "train" else f"-{split}"
+    return root.parent / f"{root.name}-{method}-{tag}{suffix}"
+
+
+def prune(
+    data: str | os.PathLike,
+    *,
+    method: str = "mms",
+    keep: float | None = None,
+    budget: int | None = None,
+    split: str = "train",
+    out: str | os.PathLike | None = None,
+    materialize: str = "list",
+    seed: int = 0,
+    weights: str = "auto",
+    imgsz: int = 640,
+    batch: int = 16,
+    device: str = "auto",
+    workers: int | None = None,
+    cache: str | os.PathLike | None = None,
+    min_per_class: int = 1,
+    min_stratum_size: int = 10,
+    box_weight: float = 0.3,
+    pca_dim: int | None = None,
+    dedup_threshold: float | None = None,
+    method_params: dict | None = None,
+    country: str | None = None,
+    measure_energy: bool = True,
+    force: bool = False,
+    progress: bool = True,
+    verbose: bool = False,
+) -> PruneResult:
+    """Prune one split of a YOLO dataset: load -> embed -> select -> export.
+
+    Parameters
+    ----------
+    data : path-like
+        ``data.yaml`` or dataset folder.
+    method : str
+        Registered reducer name (``detprune methods`` lists them).
+    keep, budget : float or int
+        Kept fraction in (0, 1], or number of images; exactly one.
+    split : str
+        The split to reduce; the others are referenced unchanged.
+    out : path-like, optional
+        Output folder (default: beside the dataset, named after method and keep).
+    materialize : {"list", "symlink", "hardlink", "copy"}
+        ``list`` writes a ``train.txt`` of kept paths (no copies).
+    seed : int
+        Seed of every random step.
+    weights, imgsz, batch, device, workers, cache
+        Embedding settings (see :func:`detprune.features.embed_images`); the cache
+        defaults to ``<dataset>/.detprune/cache``.
+    min_per_class : int
+        Every class keeps at least ``min(its images, min_per_class)`` images.
+    min_stratum_size : int
+        Class-set strata smaller than this are merged.
+    box_weight : float
+        Share of the box-statistics block in the selection feature space (0 disables).
+    pca_dim : int, optional
+        PCA-reduce the embeddings before selection.
+    dedup_threshold : float, optional
+        Drop near-duplicates closer than this (L2, selection space) before selecting.
+    method_params : dict, optional
+        Extra parameters of the method.
+    country : str, optional
+        ISO alpha-3 code for the CO2 estimate.
+    measure_energy : bool
+        Track energy with codecarbon's offline tracker.
+    force : bool
+        Replace an existing non-empty ``out``.
+
+    Returns
+    -------
+    PruneResult
+    """
+    import numpy as np
+
+    from ._validation import Interval, Options, validate_params
+    from .dataset import assign_strata, box_statistics
+    from .energy import EnergyLog
+    from .errors import ParameterError
+    from .export import MATERIALIZE_MODES, atomic_output_dir, check_output_dir
+
+    validate_params(
+        "prune",
+        {"keep": keep, "budget": budget, "materialize": materialize, "seed": seed,
+         "min_per_class": min_per_class, "min_stratum_size": min_stratum_size,
+         "box_weight": box_weight, "dedup_threshold": dedup_threshold, "pca_dim": pca_dim},
+        {"keep": [Interval("float", 0, 1, "right"), IsNone()],
+         "budget": [Interval("int", 1), IsNone()],
+         "materialize": Options(MATERIALIZE_MODES),
+         "seed": Interval("int", 0),
+         "min_per_class": Interval("int", 0),
+         "min_stratum_size": Interval("int", 1),
+         "box_weight": Interval("float", 0, None),
+         "dedup_threshold": [Interval("float", 0, None, "neither"), IsNone()],
+         "pca_dim": [Interval("int", 1), IsNone()]},
+    )
+    if (keep is None) == (budget is None):
+        raise ParameterError("give exactly one of --keep (a fraction) or --budget (a number of images)")
+    from .select import get_reducer
+
+    reducer = get_reducer(method, **(method_params or {}))
+
+    energy = EnergyLog(country=country, enabled=measure_energy, verbose=verbose)
+    t_start = time.time()
+    ds = load_dataset(data)
+    sp = ds.split(split)
+    records = list(sp.records)
+    if not records:
+        raise ParameterError(f"split '{split}' has no readable images to prune")
+    out_path = Path(out) if out is not None else default_out(ds.root, reducer.name, keep, budget, split)
+    protected = [ds.root] + [ds.yaml] * (ds.yaml is not None)
+    protected += [r.image.parent for r in records[:1]]
+    out_path = check_output_dir(out_path, force=force, protected=protected)
+    cache_dir = Path(cache) if cache is not None else ds.root / ".detprune" / "cache"
+
+    # ---- embed
+    from .features import embed_images
+
+    with energy.phase("embed"):
+        emb = embed_images(
+            [r.image for r in records], weights=weights, imgsz=imgsz, batch=batch, device=device,
+            workers=workers, cache_dir=cache_dir,
+            keys=[_relkey(r.image, ds.root) for r in records], progress=progress, seed=seed,
+        )
+    ok = np.asarray(emb.ok, dtype=bool)
+    failed = [(str(p), why) for p, why in emb.failures]
+    usable = [r for r, good in zip(records, ok, strict=True) if good]
+    n = len(usable)
+    if n == 0:
+        raise ParameterError(f"no image of split '{split}' could be embedded")
+    want = budget if budget is not None else max(1, round(keep * n))
+    if want > n:
+        raise ParameterError(
+            f"The 'budget' parameter of prune must be an int in [1, {n}] (the usable images of "
+            f"split '{split}'). Got {want} instead."
+        )
+
+    # ---- select
+    from .select import build_feature_space, epsilon, stratified_select
+
+    stats = box_statistics(usable, ds.nc)
+    strata = assign_strata(stats.presence, ds.names, min_size=min_stratum_size)
+    dedup_info = None
+    with energy.phase("select"):
+        X = build_feature_space(
+            emb.vectors[ok], stats.features() if box_weight > 0 else None,
+            box_weight=box_weight, pca_dim=pca_dim, seed=seed,
+        )
+        candidates = np.arange(n)
+        if dedup_threshold is not None:
+            from .select import dedup_mask
+
+            keep_mask, groups = dedup_mask(X, dedup_threshold)
+            candidates = np.flatnonzero(keep_mask)
+            dedup_info = {
+                "threshold": dedup_threshold,
+                "groups": len(groups),
+                "dropped": int(n - len(candidates)),
+                "dropped_images": [
+                    _relkey(usable[i].image, ds.root) for i in np.flatnonzero(~keep_mask)
+                ],
+            }
+            if want > len(candidates):
+                raise ParameterError(
+                    f"only {len(candidates)} images remain after removing near-duplicates; "
+                    f"the budget of {want} is larger"
+                )
+        sel = stratified_select(
+            reducer, X[candidates], want, strata=strata.labels[candidates],
+            classes=stats.presence[candidates], min_per_class=min_per_class, seed=seed,
+        )
+        picked = candidates[np.asarray(sel.indices)]
+        eps = epsilon(X, picked, classes=stats.presence)
+
+    # ---- export
+    from .export import fingerprint, materialize_split, write_data_yaml, write_manifest
+
+    kept = [usable[i] for i in picked]
+    with energy.phase("export"), atomic_output_dir(out_path) as tmp:
+        entries: dict[str, str | list[str]] = {}
+        for name in ds.splits:
+            if name == split:
+                entries[name] = materialize_split(
+                    tmp, out_path, name, [r.image for r in kept], [r.label for r in kept], materialize
+                )
+            else:
+                entries[name] = _original_entry(ds, name)
+        write_data_yaml(tmp / "data.yaml", ds.names, entries)
+        manifest = _manifest(
+            ds=ds, split=split, data=data, reducer=reducer, sel=sel, picked=picked, usable=usable,
+            records=records, stats=stats, strata=strata, eps=eps, emb=emb, failed=failed,
+            excluded=list(sp.excluded), keep=keep, budget=want, seed=seed, materialize=materialize,
+            settings={"min_per_class": min_per_class, "min_stratum_size": min_stratum_size,
+                      "box_weight": box_weight, "pca_dim": pca_dim, "dedup": dedup_info},
+            fingerprint=fingerprint(ds.names, [r.image for r in records], [r.label for r in records], ds.root),
+            energy=energy, started=t_start,
+        )
+        write_manifest(tmp, manifest, _csv_rows(ds, records, usable, picked, sel, strata, stats))
+    # the export phase closed after the manifest was written; record its final figures
+    manifest["energy"] = energy.to_dict()
+    from ._io import atomic_write_json
+
+    atomic_write_json(out_path / "manifest.json", manifest)
+    return PruneResult(out_path, manifest)
+
+
+def _relkey(p: Path, root: Path) -> str:
+    try:
+        return p.relative_to(root).as_posix()
+    except ValueError:
+        return p.as_posix()
+
+
+def _original_entry(ds, name: str) -> str | list[str]:
+    from .dataset.yolo import resolve_source
+
+    srcs = [str(resolve_source(ds.root, s)) for s in ds.splits[name].sources]
+    return srcs[0] if len(srcs) == 1 else srcs
+
+
+def _class_table(ds, stats, kept_idx) -> dict:
+    before_img = stats.presence.sum(axis=0)
+    before_box = stats.class_counts.sum(axis=0)
+    after_img = stats.presence[kept_idx].sum(axis=0)
+    after_box = stats.class_counts[kept_idx].sum(axis=0)
+    out = {}
+    for i, name in enumerate(ds.names):
+        out[name] = {
+            "images_before": int(before_img[i]), "images_after": int(after_img[i]),
+            "boxes_before": int(before_box[i]), "boxes_after": int(after_box[i]),
+        }
+    bg = stats.box_counts == 0
+    out["(background)"] = {
+        "images_before": int(bg.sum()), "images_after": int(bg[kept_idx].sum()),
+        "boxes_before": 0, "boxes_after": 0,
+    }
+    return out
+
+
+def _manifest(*, ds, split, data, reducer, sel, picked, usable, records, stats, strata, eps, emb,
+              failed, excluded, keep, budget, seed, materialize, settings, fingerprint, energy,
+              started) -> dict:
+    import numpy as np
+
+    kept_strata = np.bincount(strata.labels[picked], minlength=len(strata.names))
+    all_strata = np.bincount(strata.labels, minlength=len(strata.names))
+    return {
+        "manifest_version": 1,
+        "detprune_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "source": {
+            "data": str(Path(data).expanduser().resolve()),
+            "yaml": str(ds.yaml) if ds.yaml else None,
+            "root": str(ds.root),
+            "split": split,
+            "fingerprint": fingerprint,
+            "images": len(records),
+            "images_excluded_unreadable": excluded,
+            "images_failed_embedding": [{"path": p, "reason": r} for p, r in failed],
+        },
+        "names": list(ds.names),
+        "method": reducer.name,
+        "params": sel.params,
+        "seed": seed,
+        "keep": keep,
+        "budget": int(budget),
+        "kept": len(picked),
+        "kept_fraction": len(picked) / len(usable),
+        "materialize": materialize,
+        "selection_settings": settings,
+        "selection_info": sel.info,
+        "embedding": {
+            "weights": emb.weights.to_dict() if hasattr(emb.weights, "to_dict") else _asdict(emb.weights),
+            "settings": emb.settings,
+            "dims": list(emb.dims) if emb.dims is not None else None,
+            "cache": emb.cache,
+        },
+        "strata": {
+            name: {"images": int(a), "kept": int(k)}
+            for name, a, k in zip(strata.names, all_strata, kept_strata, strict=True)
+        },
+        "classes": _class_table(ds, stats, picked),
+        "epsilon": eps.to_dict() if hasattr(eps, "to_dict") else _asdict(eps),
+        "energy": energy.to_dict(),
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "selected": [
+            {"path": _relkey(usable[i].image, ds.root), "rank": r, "score": float(sc)}
+            for r, (i, sc) in enumerate(zip(picked, sel.scores, strict=True))
+        ],
+    }
+
+
+def _asdict(obj) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(vars(obj))
+
+
+def _csv_rows(ds, records, usable, picked, sel, strata, stats) -> list[dict]:
+    rank = {int(i): r for r, i in enumerate(picked)}
+    score = {int(i): float(s) for i, s in zip(picked, sel.scores, strict=True)}
+    pos = {id(r): i for i, r in enumerate(usable)}
+    rows = []
+    for r in records:
+        i = pos.get(id(r))
+        classes = sorted({ds.names[c] for c in r.classes.tolist()})
+        rows.append({
+            "path": _relkey(r.image, ds.root),
+            "kept": int(i is not None and i in rank),
+            "rank": rank.get(i, "") if i is not None else "",
+            "score": score.get(i, "") if i is not None else "",
+            "stratum": strata.names[strata.labels[i]] if i is not None else "(not embedded)",
+            "classes": "|".join(classes),
+            "boxes": r.n_boxes,
+        })
+    return rows
+
+
+def export(
+    manifest: str | os.PathLike,
+    *,
+    out: str | os.PathLike,
+    materialize: str = "copy",
+    force: bool = False,
+) -> PruneResult:
+    """Rebuild a pruned dataset from a manifest alone.
+
+    The source split is re-read and its fingerprint compared with the one in the
+    manifest; any change (files added, removed, resized, labels edited) is an error.
+    """
+    import json
+
+    from ._validation import Options, validate_params
+    from .errors import DatasetError
+    from .export import (
+        MATERIALIZE_MODES,
+        atomic_output_dir,
+        check_output_dir,
+        fingerprint,
+        materialize_split,
+        read_manifest,
+        write_data_yaml,
+    )
+
+    validate_params("export", {"materialize": materialize}, {"materialize": Options(MATERIALIZE_MODES)})
+    m = read_manifest(Path(manifest))
+    src = m["source"]
+    ds = load_dataset(src["yaml"] or src["root"], splits=None)
+    split = src["split"]
+    records = list(ds.split(split).records)
+    fp = fingerprint(ds.names, [r.image for r in records], [r.label for r in records], ds.root)
+    if fp != src["fingerprint"]:
+        raise DatasetError(
+            f"split '{split}' of {src['yaml'] or src['root']} changed since the manifest was written "
+            f"(fingerprint {fp} != {src['fingerprint']}); prune again"
+        )
+    by_key = {_relkey(r.image, ds.root): r for r in records}
+    try:
+        kept = [by_key[s["path"]] for s in m["selected"]]
+    except KeyError as exc:
+        raise DatasetError(f"manifest names an image that is not in the source: {exc.args[0]}") from exc
+    out_path = check_output_dir(Path(out), force=force, protected=[ds.root])
+    m = dict(m, materialize=materialize)
+    with atomic_output_dir(out_path) as tmp:
+        entries: dict[str, str | list[str]] = {}
+        for name in ds.splits:
+            entries[name] = (
+                materialize_split(tmp, out_path, name, [r.image for r in kept], [r.label for r in kept], materialize)
+                if name == split else _original_entry(ds, name)
+            )
+        write_data_yaml(tmp / "data.yaml", ds.names, entries)
+        (tmp / "manifest.json").write_text(json.dumps(m, indent=2, allow_nan=True) + "\n")
+        src_csv = Path(manifest)
+        src_csv = (src_csv if src_csv.is_dir() else src_csv.parent) / "manifest.csv"
+        if src_csv.is_file():
+            (tmp / "manifest.csv").write_bytes(src_csv.read_bytes())
+    return PruneResult(out_path, m)
+
+
+def embed(
+    data: str | os.PathLike,
+    *,
+    split: str = "train",
+    weights: str = "auto",
+    imgsz: int = 640,
+    batch: int = 16,
+    device: str = "auto",
+    workers: int | None = None,
+    cache: str | os.PathLike | None = None,
+    progress: bool = True,
+    save: str | os.PathLike | None = None,
+    seed: int = 0,
+) -> dict:
+    """Embed (and cache) every readable image of a split; returns a summary dict."""
+    from .features import embed_images
+
+    t0 = time.perf_counter()
+    ds = load_dataset(data, splits=[split])
+    records = ds.split(split).records
+    cache_dir = Path(cache) if cache is not None else ds.root / ".detprune" / "cache"
+    emb = embed_images(
+        [r.image for r in records], weights=weights, imgsz=imgsz, batch=batch, device=device,
+        workers=workers, cache_dir=cache_dir, keys=[_relkey(r.image, ds.root) for r in records],
+        progress=progress, seed=seed,
+    )
+    if save is not None:
+        import io
+
+        import numpy as np
+
+        from ._io import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.save(buf, emb.vectors)
+        atomic_write_bytes(Path(save), buf.getvalue())
+    w = emb.weights
+    return {
+        "images": len(records),
+        "dims": int(emb.vectors.shape[1]),
+        "computed": int(emb.cache.get("computed", len(records))),
+        "cached": int(emb.cache.get("hits", 0)),
+        "failed": len(emb.failures),
+        "failures": [(str(p), r) for p, r in emb.failures],
+        "seconds": time.perf_counter() - t0,
+        "weights": getattr(w, "description", None) or str(w),
+    }

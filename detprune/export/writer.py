@@ -1,0 +1,134 @@
+"""Write a pruned YOLO dataset: a list of kept images or a linked/copied tree.
+
+The output is built in a hidden temporary folder beside its destination and
+renamed into place at the end (:func:`atomic_output_dir`), so an interrupted
+run leaves nothing behind. Source files are only ever read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import yaml
+
+from .._io import atomic_write_text
+from ..errors import OutputError
+
+MATERIALIZE_MODES = ("list", "symlink", "hardlink", "copy")
+
+
+def check_output_dir(out: Path, *, force: bool, protected: Sequence[Path]) -> Path:
+    """Refuse an output location that exists non-empty (without force) or overlaps the source.
+
+    Parameters
+    ----------
+    out : Path
+        Wanted output folder.
+    force : bool
+        Allow replacing an existing non-empty folder.
+    protected : sequence of Path
+        Source folders and files that the output may neither be, contain, nor lie inside
+        of an image folder of.
+    """
+    out = Path(out).expanduser().resolve()
+    for p in protected:
+        p = Path(p).resolve()
+        if out == p or p.is_relative_to(out):
+            raise OutputError(f"output folder {out} would contain or replace the source {p}; choose another --out")
+        if p.is_dir() and out.is_relative_to(p):
+            raise OutputError(f"output folder {out} lies inside the source folder {p}; choose another --out")
+    if out.exists():
+        if not out.is_dir():
+            raise OutputError(f"{out} exists and is not a folder")
+        if any(out.iterdir()) and not force:
+            raise OutputError(f"{out} exists and is not empty; pass --force to replace it")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_output_dir(out: Path) -> Iterator[Path]:
+    """Yield a temporary folder that replaces ``out`` when the block succeeds.
+
+    On any exception (Ctrl-C included) the temporary folder is removed and
+    ``out`` is left as it was.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / "x")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _link(src: Path, dst: Path, mode: str) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if mode == "symlink":
+            os.symlink(src, dst)
+        elif mode == "hardlink":
+            os.link(src, dst)
+        else:
+            shutil.copy2(src, dst)
+    except OSError as exc:
+        hint = " (different file systems? use --materialize copy or symlink)" if mode == "hardlink" else ""
+        raise OutputError(f"cannot {mode} {src} -> {dst}: {exc.strerror or exc}{hint}") from exc
+
+
+def tree_names(images: Sequence[Path]) -> list[Path]:
+    """Relative destination names for images: their path below the deepest common folder.
+
+    Keeps sub-folders so that names never collide and the YOLO pairing rule
+    (``images/`` -> ``labels/``) holds inside the output tree.
+    """
+    if not images:
+        return []
+    parents = [str(p.parent) for p in images]
+    common = Path(os.path.commonpath(parents)) if len(set(parents)) > 1 else images[0].parent
+    return [p.relative_to(common) for p in images]
+
+
+def materialize_split(
+    tmp: Path,
+    out: Path,
+    split: str,
+    images: Sequence[Path],
+    labels: Sequence[Path | None],
+    mode: str,
+) -> str:
+    """Write the kept images of one split into ``tmp`` (to become ``out``).
+
+    Returns
+    -------
+    str
+        The ``data.yaml`` entry for the split: an absolute path under ``out``.
+    """
+    if mode == "list":
+        atomic_write_text(tmp / f"{split}.txt", "".join(f"{p}\n" for p in images))
+        return str(out / f"{split}.txt")
+    for rel, img, lb in zip(tree_names(images), images, labels, strict=True):
+        _link(img, tmp / "images" / split / rel, mode)
+        if lb is not None:
+            _link(lb, tmp / "labels" / split / rel.with_suffix(".txt"), mode)
+    return str(out / "images" / split)
+
+
+def write_data_yaml(path: Path, names: Sequence[str], entries: dict[str, str | list[str]]) -> None:
+    """Write a ``data.yaml`` that ultralytics loads as it is (absolute paths)."""
+    data: dict = {}
+    data.update(entries)
+    data["nc"] = len(names)
+    data["names"] = dict(enumerate(names))
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))

@@ -1,0 +1,88 @@
+"""Output safety: atomic folder, refusal rules, materialisation modes, data.yaml."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+from conftest import write_image, write_text
+
+from detprune.errors import OutputError
+from detprune.export import atomic_output_dir, check_output_dir, materialize_split, write_data_yaml
+from detprune.export.writer import tree_names
+
+
+def test_refuses_non_empty_without_force_and_source_overlap(tmp_path):
+    src = tmp_path / "ds"
+    (src / "images").mkdir(parents=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert check_output_dir(out, force=False, protected=[src]) == out.resolve()  # empty is fine
+    (out / "x").write_text("1")
+    with pytest.raises(OutputError, match="not empty"):
+        check_output_dir(out, force=False, protected=[src])
+    assert check_output_dir(out, force=True, protected=[src])
+    with pytest.raises(OutputError, match="contain or replace the source"):
+        check_output_dir(tmp_path, force=True, protected=[src])
+    with pytest.raises(OutputError, match="contain or replace the source"):
+        check_output_dir(src, force=True, protected=[src])
+    with pytest.raises(OutputError, match="inside the source"):
+        check_output_dir(src / "images" / "p", force=True, protected=[src])
+
+
+def test_atomic_dir_leaves_nothing_on_interrupt(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt), atomic_output_dir(out) as tmp:
+        (tmp / "partial.txt").write_text("half")
+        raise KeyboardInterrupt
+    assert not out.exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_atomic_dir_replaces_existing_only_on_success(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), atomic_output_dir(out) as tmp:
+        (tmp / "new.txt").write_text("new")
+        raise RuntimeError("boom")
+    assert (out / "old.txt").exists() and not (out / "new.txt").exists()
+    with atomic_output_dir(out) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(os.listdir(out)) == ["new.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+@pytest.mark.parametrize("mode", ["list", "symlink", "hardlink", "copy"])
+def test_materialize_modes(tmp_path, mode):
+    src = tmp_path / "ds"
+    imgs = [write_image(src / "images/train/a/x.jpg"), write_image(src / "images/train/b/x.jpg", seed=1)]
+    labels = [write_text(src / "labels/train/a/x.txt", "0 0.5 0.5 0.1 0.1\n"), None]
+    out = tmp_path / "out"
+    with atomic_output_dir(out) as tmp:
+        entry = materialize_split(tmp, out, "train", imgs, labels, mode)
+    if mode == "list":
+        assert entry == str(out / "train.txt")
+        assert (out / "train.txt").read_text().split() == [str(p) for p in imgs]
+        return
+    assert entry == str(out / "images" / "train")
+    a, b = out / "images/train/a/x.jpg", out / "images/train/b/x.jpg"
+    assert a.read_bytes() == imgs[0].read_bytes() and b.read_bytes() == imgs[1].read_bytes()
+    assert (out / "labels/train/a/x.txt").read_text() == "0 0.5 0.5 0.1 0.1\n"
+    assert not (out / "labels/train/b/x.txt").exists()
+    assert a.is_symlink() == (mode == "symlink")
+    if mode == "hardlink":
+        assert a.stat().st_ino == imgs[0].stat().st_ino
+
+
+def test_tree_names_keep_subfolders_unique(tmp_path):
+    paths = [tmp_path / "i/a/x.jpg", tmp_path / "i/b/x.jpg", tmp_path / "i/x.jpg"]
+    assert [str(p) for p in tree_names(paths)] == ["a/x.jpg", "b/x.jpg", "x.jpg"]
+    assert [str(p) for p in tree_names(paths[:1])] == ["x.jpg"]
+
+
+def test_data_yaml_round_trip(tmp_path):
+    write_data_yaml(tmp_path / "data.yaml", ["a", "b"], {"train": "/x/train.txt", "val": ["/v1", "/v2"]})
+    d = yaml.safe_load((tmp_path / "data.yaml").read_text())
+    assert d == {"train": "/x/train.txt", "val": ["/v1", "/v2"], "nc": 2, "names": {0: "a", 1: "b"}}
