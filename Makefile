@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/detprune inspect sample_data
+	$(VENV)/bin/detprune inspect sample_data --max-problems 5
+	$(VENV)/bin/detprune prune sample_data --method mms --keep 0.3 --imgsz 320 --out $(OUT) --force
 
 test: $(STAMP)
 	$(PY) -m pytest -q

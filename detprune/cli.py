@@ -263,6 +263,139 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="fine-tune a YOLO detector on a (pruned) dataset and record accuracy and cost",
+        description="Train with ultralytics (offline) on DATA and write OUT/results.json: mAP50, "
+        "mAP50-95 and per-class AP on the untouched val split (best weights), images seen, "
+        "optimizer steps, time, energy and CO2; for a pruned dataset also the pruning cost and "
+        "the combined 'reduction + training' figure. --schedule reduces the data per epoch "
+        "(step:F@P, increment:F, cut:K[:F]).",
+    )
+    p.add_argument("data", help="data.yaml, or a (pruned) dataset folder holding one")
+    p.add_argument("--model", default="yolov5n.yaml",
+                   help="model yaml (random init), ultralytics checkpoint (yolov5nu.pt) or legacy "
+                        "yolov5 checkpoint (backbone and neck transferred, head fresh); "
+                        "default yolov5n.yaml")
+    p.add_argument("--epochs", type=int, required=True, help="number of epochs")
+    p.add_argument("--imgsz", type=int, default=640, help="image size (default 640)")
+    p.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    p.add_argument("--workers", type=int, default=None, help="data-loading workers (GPU only)")
+    p.add_argument("--country", default=None, help="ISO alpha-3 country for CO2 (e.g. ESP)")
+    p.add_argument("--out", default=None,
+                   help="run folder (default ./runs/detprune/<data>-<model>-e<epochs>[-<schedule>])")
+    p.add_argument("--schedule", default=None, metavar="SPEC",
+                   help="dynamic data reduction: step:F@P (fraction F of the images for the first "
+                        "P share of the epochs), increment:F (F growing linearly to 1), cut:K[:F] "
+                        "(K segments, each growing from F to 1; F default 0.1)")
+    p.add_argument("--order-by", default=None, choices=["random", "manifest"],
+                   help="which images a reduced epoch uses: a new random subset per epoch "
+                        "(default) or the first of the pruning manifest's pick order")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
+    p.add_argument("--patience", type=int, default=100,
+                   help="early stopping after N epochs without improvement (default 100)")
+    p.add_argument("--no-val", action="store_true",
+                   help="validate only after the last epoch (best = last)")
+    p.add_argument("--plots", action="store_true", help="let ultralytics draw its plots")
+    p.add_argument("--no-amp", action="store_true", help="no bf16 mixed precision on GPU")
+    p.add_argument("--no-energy", action="store_true", help="do not track energy")
+    p.add_argument("--force", action="store_true", help="replace a previous run in --out")
+    p.add_argument("--keep-label-cache", action="store_true",
+                   help="keep the labels/*.cache files ultralytics writes beside the dataset's labels "
+                        "(default: removed again, the dataset folder is left as it was)")
+    p.add_argument("--verbose", action="store_true", help="show ultralytics' and codecarbon's log")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    r = train(
+        args.data, model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
+        device=args.device, workers=args.workers, country=args.country, out=args.out,
+        seed=args.seed, schedule=args.schedule, order_by=args.order_by, patience=args.patience,
+        val=not args.no_val, plots=args.plots, amp=not args.no_amp,
+        measure_energy=not args.no_energy, force=args.force,
+        keep_label_cache=args.keep_label_cache, verbose=args.verbose,
+    )
+    print(format_train_report(r.results))
+    return 0
+
+
+def format_train_report(res: dict) -> str:
+    """The compact summary printed after a training run."""
+    n, epochs = res["data"]["train_images"], res["epochs"]
+    full = n * epochs
+    share = f" ({100 * res['images_seen'] / full:.1f}% of {epochs} full epochs)" if full else ""
+    m = res["metrics"]
+    sched = res["schedule"]["spec"]
+    lines = [
+        f"trained {res['model']['arch']} ({res['model']['kind']}) for {res['epochs_completed']} "
+        f"epochs on {n} images" + (f", schedule {sched} ({res['schedule']['order_by']})" if sched else ""),
+        f"  mAP50 {m['mAP50']:.4f}   mAP50-95 {m['mAP50-95']:.4f}   (val split, {m['weights']} weights)",
+        f"  images seen {res['images_seen']}{share}; optimizer steps {res['optimizer_steps']}",
+        "",
+        f"  {'phase':<20} {'time':>9} {'energy':>13} {'CO2':>13}",
+    ]
+    rows = [*res["energy"]["phases"].items(), ("training total", res["energy"]["total"])]
+    if res.get("pruning"):
+        rows.append(("pruning", res["pruning"]["energy"]))
+        rows.append(("pruning + training", res["combined"]))
+    for name, ph in rows:
+        secs = ph.get("seconds")
+        lines.append(
+            f"  {name:<20} {(f'{secs:.1f}s' if secs is not None else 'n/a'):>9} "
+            f"{_fmt_num(ph.get('energy_kwh'), 'kWh'):>13} {_fmt_num(ph.get('co2_kg'), 'kg'):>13}"
+        )
+    lines.append(f"  energy: {res['energy']['total']['method'] or 'n/a'}")
+    t = (res["model"].get("transfer") or {})
+    if t:
+        lines.append(f"  weights: {t['tensors_transferred']}/{t['tensors_total']} tensors transferred; "
+                     f"fresh layers {t['layers_fresh']}")
+    lines.append("")
+    lines.append(f"output: {res['out']}/results.json")
+    return "\n".join(lines)
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="compare training runs: mAP kept against images, time, energy and CO2",
+        description="One table of the runs' mAP50, mAP50-95, images seen, time, energy and CO2, "
+        "each relative to a baseline run (default: the run with the most images seen).",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="folders written by detprune train")
+    p.add_argument("--baseline", default=None, metavar="RUN_DIR",
+                   help="reference run (default: the one with the most images seen)")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="write FILE.md and FILE.csv (a .md or .csv suffix is replaced) instead of "
+                        "only printing")
+    p.add_argument("--format", default="markdown", choices=["markdown", "csv"],
+                   help="what is printed (default markdown)")
+    p.set_defaults(func=_cmd_compare)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ._io import atomic_write_text
+    from .train import compare_runs
+
+    c = compare_runs(args.runs, baseline=args.baseline)
+    md, csv_text = c.to_markdown(), c.to_csv()
+    print(md if args.format == "markdown" else csv_text, end="")
+    if args.out:
+        out = Path(args.out)
+        if out.suffix.lower() in (".md", ".csv"):
+            out = out.with_suffix("")
+        atomic_write_text(out.with_name(out.name + ".md"), md)
+        atomic_write_text(out.with_name(out.name + ".csv"), csv_text)
+        print(f"\ntable written to {out}.md and {out}.csv")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="detprune",
@@ -276,6 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prune(sub)
     _add_export(sub)
     _add_methods(sub)
+    _add_train(sub)
+    _add_compare(sub)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,7 +231,9 @@ def prune(
             classes=stats.presence[candidates], min_per_class=min_per_class, seed=seed,
         )
         picked = candidates[np.asarray(sel.indices)]
-        eps = epsilon(X, picked, classes=stats.presence)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # recorded in the manifest instead
+            eps = _epsilon_dict(epsilon(X, picked, labels=stats.presence), ds.names)
 
     # ---- export
     from .export import fingerprint, materialize_split, write_data_yaml, write_manifest
@@ -330,7 +333,7 @@ def _manifest(*, ds, split, data, reducer, sel, picked, usable, records, stats, 
         "selection_settings": settings,
         "selection_info": sel.info,
         "embedding": {
-            "weights": emb.weights.to_dict() if hasattr(emb.weights, "to_dict") else _asdict(emb.weights),
+            "weights": {**emb.weights.to_dict(), "description": str(emb.weights)},
             "settings": emb.settings,
             "dims": list(emb.dims) if emb.dims is not None else None,
             "cache": emb.cache,
@@ -340,7 +343,7 @@ def _manifest(*, ds, split, data, reducer, sel, picked, usable, records, stats, 
             for name, a, k in zip(strata.names, all_strata, kept_strata, strict=True)
         },
         "classes": _class_table(ds, stats, picked),
-        "epsilon": eps.to_dict() if hasattr(eps, "to_dict") else _asdict(eps),
+        "epsilon": eps,
         "energy": energy.to_dict(),
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
         "selected": [
@@ -350,10 +353,19 @@ def _manifest(*, ds, split, data, reducer, sel, picked, usable, records, stats, 
     }
 
 
-def _asdict(obj) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(vars(obj))
+def _epsilon_dict(rep, names) -> dict:
+    """The ε report keyed by class name (computed in the selection feature space)."""
+    classes = {}
+    for c in rep.per_class():
+        name = names[c["class"]] if 0 <= c["class"] < len(names) else str(c["class"])
+        classes[name] = {k: v for k, v in c.items() if k != "class"}
+    return {
+        "eps_linf": rep.overall_linf,
+        "eps_l2": rep.overall_l2,
+        "space": "selection feature space (normalised embedding + weighted box statistics)",
+        "classes": classes,
+        "warnings": list(rep.warnings),
+    }
 
 
 def _csv_rows(ds, records, usable, picked, sel, strata, stats) -> list[dict]:
@@ -482,5 +494,5 @@ def embed(
         "failed": len(emb.failures),
         "failures": [(str(p), r) for p, r in emb.failures],
         "seconds": time.perf_counter() - t0,
-        "weights": getattr(w, "description", None) or str(w),
+        "weights": str(w),
     }

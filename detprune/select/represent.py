@@ -1,0 +1,569 @@
+"""ε-representativeness of a kept subset, per class (exact).
+
+For a class ``c`` with full-set members ``M_c`` and kept members ``K_c``
+(kept images that contain ``c``):
+
+* ``eps_linf[c] = max_{x in M_c} min_{k in K_c} ||x - k||_inf``
+* ``eps_l2[c]   = max_{x in M_c} min_{k in K_c} ||x - k||_2``
+* ``mean_l2[c]  = mean_{x in M_c} min_{k in K_c} ||x - k||_2``
+
+Kept members are at distance 0 from themselves. The overall values are the
+maxima over classes. A class with members but no kept image gets ``inf`` and a
+warning (in the report and through :func:`warnings.warn`) -- never silently
+skipped. Values are exact: identical to a float64 brute force (and to
+``scipy.spatial.cKDTree(kept).query(x, p=inf)``).
+
+How the L-infinity search is fast and exact (CPU)
+-------------------------------------------------
+There is no BLAS trick for L-infinity. Per class, the coordinates are shifted
+and scaled by one common step ``s`` and rounded to int8 in ``[-63, 63]``; for
+every query/kept pair the int8 Chebyshev distance ``D`` is computed densely
+(vectorised int8 arithmetic, 64 lanes per AVX-512 instruction, threaded over
+query blocks). Rounding moves each coordinate by at most ``s/2``, so
+``s (D - 1) <= ||x - k||_inf`` for every pair. The exact float64 distance to the
+pair with the smallest ``D`` gives an upper bound ``U`` of the query's answer;
+only pairs with ``s (D - 1) <= U`` can beat it, and only those are evaluated
+exactly in float64. L2 uses a float32 matrix product with a rigorous rounding
+bound, then exact float64 distances for the candidates within that bound.
+On CUDA (``device="auto"``/``"cuda"``) both run as float64 torch brute force.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._validation import Options, validate_params
+from . import _device
+from ._checks import check_indices, check_matrix, fail
+from ._threads import Workers, single_threaded_blas
+
+__all__ = ["EpsilonReport", "epsilon", "nearest_kept"]
+
+_U32 = 2.0**-24
+_U64 = 2.0**-53
+_OWNER = "epsilon"
+
+
+@dataclass(frozen=True, eq=False)
+class EpsilonReport:
+    """Per-class ε-representativeness of a kept subset.
+
+    Attributes
+    ----------
+    classes : tuple of int, length C
+        Class ids (column index of a multi-hot matrix, label value, or ``0`` when
+        no labels were given).
+    n_total, n_kept : tuple of int, length C
+        Images of the class in the full set / among the kept images.
+    eps_linf, eps_l2 : tuple of float, length C
+        Max over the class's images of the L-inf / L2 distance to the nearest kept
+        image of the same class (``inf`` when none is kept; ``0.0`` for a class
+        with no image at all).
+    mean_l2 : tuple of float, length C
+        Mean over the class's images of the L2 distance to the nearest kept image
+        of the same class.
+    overall_linf, overall_l2 : float
+        Maxima over classes.
+    warnings : tuple of str
+        One entry per class with images but no kept image.
+    """
+
+    classes: tuple[int, ...]
+    n_total: tuple[int, ...]
+    n_kept: tuple[int, ...]
+    eps_linf: tuple[float, ...]
+    eps_l2: tuple[float, ...]
+    mean_l2: tuple[float, ...]
+    overall_linf: float
+    overall_l2: float
+    warnings: tuple[str, ...]
+
+    @property
+    def eps(self) -> float:
+        """The overall L-infinity ε (max over classes)."""
+        return self.overall_linf
+
+    def per_class(self) -> list[dict[str, Any]]:
+        """One dict per class: class, n_total, n_kept, eps_linf, eps_l2, mean_l2."""
+        return [
+            {
+                "class": c,
+                "n_total": t,
+                "n_kept": k,
+                "eps_linf": a,
+                "eps_l2": b,
+                "mean_l2": m,
+            }
+            for c, t, k, a, b, m in zip(
+                self.classes,
+                self.n_total,
+                self.n_kept,
+                self.eps_linf,
+                self.eps_l2,
+                self.mean_l2,
+                strict=True,
+            )
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (``inf`` stays a float: ``json.dumps`` writes ``Infinity``)."""
+        return {
+            "overall_linf": self.overall_linf,
+            "overall_l2": self.overall_l2,
+            "classes": self.per_class(),
+            "warnings": list(self.warnings),
+        }
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+def _exact_linf(Q: np.ndarray, K: np.ndarray, qi: np.ndarray, ki: np.ndarray) -> np.ndarray:
+    """Exact float64 L-inf distances of the pairs (Q[qi], K[ki]) (rows converted to float64)."""
+    out = np.empty(qi.size)
+    step = max(1, 2_000_000 // max(1, Q.shape[1]))
+    for s in range(0, qi.size, step):
+        e = min(qi.size, s + step)
+        a = Q[qi[s:e]].astype(np.float64, copy=False)
+        out[s:e] = np.abs(a - K[ki[s:e]]).max(axis=1)
+    return out
+
+
+def _exact_sq(Q: np.ndarray, K: np.ndarray, qi: np.ndarray, ki: np.ndarray) -> np.ndarray:
+    """Exact float64 squared L2 distances ``sum((q - k)**2)`` of the pairs (float64 rows)."""
+    out = np.empty(qi.size)
+    step = max(1, 2_000_000 // max(1, Q.shape[1]))
+    for s in range(0, qi.size, step):
+        e = min(qi.size, s + step)
+        a = Q[qi[s:e]].astype(np.float64, copy=False)
+        out[s:e] = ((a - K[ki[s:e]]) ** 2).sum(axis=1)
+    return out
+
+
+def _group_min(nq: int, qi: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    out = np.full(nq, np.inf)
+    np.minimum.at(out, qi, vals)
+    return out
+
+
+class _ClassSearch:
+    """Nearest kept row (L2 and L-inf) of each query row, for one class (CPU, exact).
+
+    The kept rows are grouped into cells around ``g`` pivots (farthest-point picks
+    among the kept rows, so every cell's radius is at most their covering radius). Each query is first searched in its own cell (nearest pivot), which
+    gives exact upper bounds ``U``; a further cell is searched only for the queries
+    whose lower bound for it -- ``d(q, pivot) - radius`` in L2,
+    ``s (D8(q, pivot) - 1) - radius_inf`` in L-inf -- does not exceed ``U`` (with
+    rounding margins). Without cluster structure one dense pass replaces phase two.
+
+    Inside a search, L2 candidates come from a float32 matrix product (within its
+    rigorous rounding bound of the smallest value) and are evaluated exactly in
+    float64. L-inf uses int8 codes with step ``s``: ``s (D8 - 1) <= L-inf <= s (D8 + 1)``
+    for every pair, computed densely over the coordinates (largest spread first) until
+    few pairs can still beat the upper bound, then on the surviving pairs only; the
+    final survivors are evaluated exactly in float64.
+    """
+
+    #: dense int8 passes run over this many coordinates before pair pruning is considered
+    PREFIX = 32
+    #: switch from dense to pair-list evaluation below this share of surviving pairs
+    DENSE_SHARE = 0.08
+    #: queries per task (at most)
+    CHUNK = 256
+    #: L2-nearest rows whose int8 L-inf bound seeds the L-inf upper bound
+    SEEDS = 2
+    #: number of cells: CELLS * sqrt(kept rows), at most MAX_CELLS
+    CELLS = 0.5
+    MAX_CELLS = 128
+    #: slack (in code units) for the float arithmetic of the int8 codes
+    SLACK = 1e-3
+
+    def __init__(self, Q: np.ndarray, K: np.ndarray) -> None:
+        native = np.float32 if Q.dtype == np.float32 and K.dtype == np.float32 else np.float64
+        Qn = np.ascontiguousarray(Q, dtype=native)
+        Kn = np.ascontiguousarray(K, dtype=native)
+        nq, d = Qn.shape
+        nk = Kn.shape[0]
+        self.nq, self.nk, self.d = nq, nk, d
+        # ---- float32 centred copies (a common shift leaves distances unchanged; only the
+        # rounding matters, bounded below)
+        mu = Kn.mean(axis=0, dtype=np.float64).astype(native)
+        Qf = np.ascontiguousarray(Qn - mu, dtype=np.float32)
+        Kf = np.ascontiguousarray(Kn - mu, dtype=np.float32)
+        qsq = np.einsum("ij,ij->i", Qf, Qf, dtype=np.float64)
+        ksq = np.einsum("ij,ij->i", Kf, Kf, dtype=np.float64)
+        kmax = math.sqrt(float(ksq.max()))
+        # |float32 norm-trick d2 - float64 direct d2| <= err (rounding of the copies, the
+        # products, the sums): 4 (2d + 7) u32 (|q| + |k|)^2, doubled for safety.
+        coef = 8.0 * (2 * d + 7) * _U32
+        self.err32 = coef * (np.sqrt(qsq) + kmax) ** 2 + 1e-30
+        scale = max(kmax, math.sqrt(float(qsq.max(initial=0.0))), 1e-30)
+        self.margin = 1e-6 * scale
+        # ---- cells
+        g = (
+            1
+            if nk < 512 or nq < 64
+            else int(min(self.MAX_CELLS, max(8, round(math.sqrt(nk) * self.CELLS))))
+        )
+        if g > 1:
+            from .mms import farthest_points
+
+            # k-center pivots: every cell's radius is at most the covering radius
+            piv = farthest_points(Kf, g, device="cpu")[0]
+            D = ksq[:, None] + ksq[piv][None, :] - 2.0 * (Kf @ Kf[piv].T)
+            lab = D.argmin(axis=1)
+            lab[piv] = np.arange(g)
+        else:
+            piv = np.zeros(1, dtype=np.int64)
+            lab = np.zeros(nk, dtype=np.int64)
+        order = np.argsort(lab, kind="stable")
+        counts = np.bincount(lab, minlength=g)
+        self.starts = np.concatenate([[0], np.cumsum(counts)])
+        inv = np.empty(nk, dtype=np.int64)
+        inv[order] = np.arange(nk)
+        self.piv = inv[piv]
+        self.g = g
+        self.Qx = Qn  # exact evaluation: rows converted to float64 (exact from float32)
+        self.Kx = np.ascontiguousarray(Kn[order])
+        self.Qf, self.qsq = Qf, qsq
+        self.Kf, self.ksq = np.ascontiguousarray(Kf[order]), ksq[order]
+        self.qsq32 = qsq.astype(np.float32)
+        self.ksq32 = self.ksq.astype(np.float32)
+        # ---- int8 codes (common step s; coordinates by decreasing spread)
+        lo = np.minimum(Qn.min(axis=0), Kn.min(axis=0)).astype(np.float64)
+        hi = np.maximum(Qn.max(axis=0), Kn.max(axis=0)).astype(np.float64)
+        cols = np.argsort(-(hi - lo), kind="stable")
+        half = float(np.max(hi - lo)) / 2.0
+        self.step = half / 63.0 if half > 0 else 1.0
+        off = ((lo + hi) / 2.0)[cols].astype(native)
+        inv_step = native(1.0 / self.step)
+        self.Q8 = self._codes(Qn[:, cols], off, inv_step)
+        self.K8 = self._codes(self.Kx[:, cols], off, inv_step)
+        self.Q8T = np.ascontiguousarray(self.Q8.T)
+        self.K8T = np.ascontiguousarray(self.K8.T)
+        # ---- cell radii (upper bounds, rounding included)
+        cell = np.repeat(np.arange(g), counts)
+        pv = self.piv[cell]
+        d2 = self.ksq + self.ksq[pv] - 2.0 * np.einsum("ij,ij->i", self.Kf, self.Kf[pv])
+        self.rad2 = np.zeros(g)
+        np.maximum.at(self.rad2, cell, np.sqrt(np.maximum(d2, 0.0) + coef * (2 * kmax) ** 2))
+        self.rad2 += self.margin
+        self.radinf = np.zeros(g)
+        rinf = _exact_linf(self.Kx, self.Kx, np.arange(nk), pv)
+        np.maximum.at(self.radinf, cell, rinf)
+        self.radinf += self.margin
+
+    @staticmethod
+    def _codes(A: np.ndarray, off: np.ndarray, inv_step: Any) -> np.ndarray:
+        codes = np.rint((A - off) * inv_step)
+        np.clip(codes, -63, 63, out=codes)
+        return np.ascontiguousarray(codes.astype(np.int8))
+
+    def _limit(self, U: np.ndarray) -> np.ndarray:
+        """Keep pairs with ``D8 <= U / s + 1 (+ slack)``: the others cannot beat ``U``."""
+        t = np.floor(U / self.step * (1.0 + 1e-9) + 1.0 + self.SLACK)
+        return np.minimum(t, 127).astype(np.int8)
+
+    def _upper(self, D8: np.ndarray) -> np.ndarray:
+        """Upper bound of the L-inf distance of a pair from its full int8 distance."""
+        return self.step * (D8.astype(np.float64) + 1.0 + self.SLACK) * (1.0 + 1e-9)
+
+    # ------------------------------------------------------------------ kernels
+
+    def _dense8(self, QT: np.ndarray, KT: np.ndarray, D: np.ndarray, c0: int, c1: int) -> None:
+        """``D = max(D, max_{c0 <= i < c1} |q_i - k_i|)`` on int8 codes (d, b) x (d, m)."""
+        b, m = D.shape
+        cc = int(max(1, min(32, 4_000_000 // max(1, b * m))))
+        for c in range(c0, c1, cc):
+            e = min(c1, c + cc)
+            T = np.subtract(QT[c:e, :, None], KT[c:e, None, :])
+            np.abs(T, out=T)
+            np.maximum(D, T.max(axis=0), out=D)
+
+    def _full8(self, qi: np.ndarray, ki: np.ndarray) -> np.ndarray:
+        """Full int8 L-inf distance of the pairs (Q8[qi], K8[ki])."""
+        return np.abs(self.Q8[qi] - self.K8[ki]).max(axis=1)
+
+    def _l2(self, qs: np.ndarray, s0: int, s1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact min squared L2 from queries ``qs`` to kept rows ``s0:s1``, and the
+        ``SEEDS`` L2-nearest kept rows of each query."""
+        G = (self.Qf[qs] * np.float32(-2.0)) @ self.Kf[s0:s1].T
+        G += self.qsq32[qs][:, None]
+        G += self.ksq32[s0:s1][None, :]
+        lim = G.min(axis=1).astype(np.float64) + 2.0 * self.err32[qs]
+        qi, ki = np.nonzero(G <= lim[:, None])
+        vals = _exact_sq(self.Qx, self.Kx, qs[qi], ki + s0)
+        t = min(self.SEEDS, s1 - s0)
+        if t < s1 - s0:
+            near = np.argpartition(G, t - 1, axis=1)[:, :t]
+        else:
+            near = np.broadcast_to(np.arange(s1 - s0), (qs.size, s1 - s0))
+        return _group_min(qs.size, qi, vals), near + s0
+
+    def _linf(self, qs: np.ndarray, s0: int, s1: int, U: np.ndarray) -> np.ndarray:
+        """Exact min L-inf from queries ``qs`` to kept rows ``s0:s1`` where it is ``<= U``
+        (``U``: upper bounds of the answers); ``inf`` for a query with no such row."""
+        b, d = qs.size, self.d
+        QT = self.Q8T[:, qs]
+        KT = self.K8T[:, s0:s1]
+        D = np.zeros((b, s1 - s0), dtype=np.int8)
+        c = min(d, self.PREFIX)
+        self._dense8(QT, KT, D, 0, c)
+        arg = D.argmin(axis=1) + s0
+        U = np.minimum(U, self._upper(self._full8(qs, arg)))
+        thr = self._limit(U)
+        keep = D <= thr[:, None]
+        while c < d and keep.mean() > self.DENSE_SHARE:
+            e = min(d, c + 32)
+            self._dense8(QT, KT, D, c, e)
+            c = e
+            if c % 128 == 0:  # the smallest partial distance is a good candidate
+                arg = D.argmin(axis=1) + s0
+                U = np.minimum(U, self._upper(self._full8(qs, arg)))
+                thr = self._limit(U)
+            keep = D <= thr[:, None]
+        qi, ki = np.nonzero(keep)
+        dp = D[qi, ki]
+        del D, keep
+        while c < d and qi.size:
+            e = min(d, c + 64)
+            v = np.abs(self.Q8[qs[qi], c:e] - self.K8[ki + s0, c:e]).max(axis=1)
+            np.maximum(dp, v, out=dp)
+            ok = dp <= thr[qi]
+            qi, ki, dp = qi[ok], ki[ok], dp[ok]
+            c = e
+        if not qi.size:
+            return np.full(b, np.inf)
+        # dp is now the full int8 distance: tighten U with each query's best, filter,
+        # and evaluate the remaining pairs exactly.
+        best = np.full(b, 127, dtype=np.int8)
+        np.minimum.at(best, qi, dp)
+        U = np.minimum(U, self._upper(best))
+        ok = dp <= self._limit(U)[qi]
+        qi, ki = qi[ok], ki[ok]
+        return _group_min(b, qi, _exact_linf(self.Qx, self.Kx, qs[qi], ki + s0))
+
+    def _task(self, s0: int, s1: int, qs: np.ndarray, uinf: np.ndarray) -> tuple:
+        sq, near = self._l2(qs, s0, s1)
+        seed = self._full8(np.repeat(qs, near.shape[1]), near.reshape(-1))
+        uinf = np.minimum(uinf, self._upper(seed.reshape(near.shape).min(axis=1)))
+        return qs, sq, self._linf(qs, s0, s1, uinf)
+
+    # ------------------------------------------------------------------ driver
+
+    def run(self, workers: Workers) -> tuple[np.ndarray, np.ndarray]:
+        """Exact nearest-kept squared L2 and L-inf distance of every query."""
+        nq, g = self.nq, self.g
+        best2 = np.full(nq, np.inf)
+        bestinf = np.full(nq, np.inf)
+        allq = np.arange(nq)
+
+        def submit(pairs: list[tuple[int, int, np.ndarray]]) -> None:
+            tasks = []
+            for s0, s1, qs in pairs:
+                chunk = int(max(16, min(self.CHUNK, 262_144 // max(1, s1 - s0))))
+                for a in range(0, qs.size, chunk):
+                    sub = qs[a : a + chunk]
+                    tasks.append((s0, s1, sub, bestinf[sub].copy()))
+            for qs, v2, vinf in workers.run(self._task, tasks):
+                np.minimum.at(best2, qs, v2)
+                np.minimum.at(bestinf, qs, vinf)
+
+        if g == 1:
+            submit([(0, self.nk, allq)])
+            return best2, bestinf
+        P = self.piv
+        Dqp = self.qsq[:, None] + self.ksq[P][None, :] - 2.0 * (self.Qf @ self.Kf[P].T)
+        own = Dqp.argmin(axis=1)
+        L8 = np.zeros((nq, g), dtype=np.int8)
+        self._dense8(self.Q8T, np.ascontiguousarray(self.K8T[:, P]), L8, 0, self.d)
+        st = self.starts
+        # phase A: every query in its own cell
+        submit([(int(st[c]), int(st[c + 1]), np.flatnonzero(own == c)) for c in range(g)])
+        # phase B: the other cells whose lower bound does not exceed the exact upper bound
+        err = self.err32[:, None]
+        lb2 = np.sqrt(np.maximum(Dqp - err, 0.0)) - self.rad2[None, :] - self.margin
+        need = lb2 <= np.sqrt(best2)[:, None] + self.margin
+        lbinf = self.step * (L8.astype(np.float64) - 1.0 - self.SLACK) - self.radinf[None, :]
+        need |= lbinf <= bestinf[:, None] + self.margin
+        need[allq, own] = False
+        sizes = np.diff(st)
+        if float((need * sizes[None, :]).sum()) > 0.3 * nq * self.nk:
+            # little cluster structure: one dense pass over all kept rows is cheaper
+            submit([(0, self.nk, np.flatnonzero(need.any(axis=1)))])
+        else:
+            submit([(int(st[c]), int(st[c + 1]), np.flatnonzero(need[:, c])) for c in range(g)])
+        return best2, bestinf
+
+
+def _class_cpu(Q: np.ndarray, K: np.ndarray, workers: Workers) -> tuple[np.ndarray, np.ndarray]:
+    return _ClassSearch(Q, K).run(workers)
+
+
+def _class_torch(Q: np.ndarray, K: np.ndarray, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 brute force in torch (CUDA, or CPU for tests); exact values."""
+    import torch
+
+    dev = torch.device(device)
+    Q64 = np.asarray(Q, dtype=np.float64)
+    K64 = np.asarray(K, dtype=np.float64)
+    mu = K64.mean(axis=0)
+    Qt = torch.from_numpy(Q64 - mu).to(dev)
+    Kt = torch.from_numpy(K64 - mu).to(dev)
+    Qo = torch.from_numpy(Q64).to(dev)
+    Ko = torch.from_numpy(K64).to(dev)
+    qsq = (Qt * Qt).sum(dim=1)
+    ksq = (Kt * Kt).sum(dim=1)
+    d = Q64.shape[1]
+    coef = 8.0 * (2 * d + 7) * _U64
+    nq, nk = Q64.shape[0], K64.shape[0]
+    bq = int(max(1, min(4096, 50_000_000 // max(1, nk * 4))))
+    sq_out = np.empty(nq)
+    linf_out = np.empty(nq)
+    kn = ksq.sqrt()
+    for s in range(0, nq, bq):
+        e = min(nq, s + bq)
+        linf_out[s:e] = torch.cdist(Qo[s:e], Ko, p=float("inf")).amin(dim=1).cpu().numpy()
+        G = torch.addmm(qsq[s:e, None] + ksq[None, :], Qt[s:e], Kt.T, alpha=-2.0)
+        err = coef * (qsq[s:e, None].sqrt() + kn[None, :]) ** 2 + 1e-300
+        hi = (G + err).amin(dim=1)
+        qi, ki = torch.nonzero(G - err <= hi[:, None], as_tuple=True)
+        qi_n, ki_n = qi.cpu().numpy(), ki.cpu().numpy()
+        sq_out[s:e] = _group_min(e - s, qi_n, _exact_sq(Q64, K64, qi_n + s, ki_n))
+    return sq_out, linf_out
+
+
+def nearest_kept(
+    Q: np.ndarray, K: np.ndarray, *, device: str = "auto"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact L2 and L-inf distance from each row of ``Q`` to its nearest row of ``K``.
+
+    Parameters
+    ----------
+    Q : ndarray, shape (m, d)
+    K : ndarray, shape (k, d), ``k >= 1``
+    device : {"auto", "cpu", "cuda", "torch-cpu"}
+
+    Returns
+    -------
+    l2 : ndarray of float64, shape (m,)
+    linf : ndarray of float64, shape (m,)
+        Identical to a float64 brute force.
+    """
+    if Q.shape[0] == 0:
+        return np.empty(0), np.empty(0)
+    dev = _device.resolve(device)
+    if dev == "cpu":
+        with single_threaded_blas(), Workers() as workers:
+            sq, linf = _class_cpu(Q, K, workers)
+    else:
+        sq, linf = _class_torch(Q, K, "cpu" if dev == "torch-cpu" else dev)
+    return np.sqrt(sq), linf
+
+
+# --------------------------------------------------------------------------- public
+
+
+def _memberships(labels: Any, n: int) -> tuple[list[int], list[np.ndarray]]:
+    if labels is None:
+        return [0], [np.arange(n)]
+    arr = np.asarray(labels)
+    expected = f"None, a 1-D array of {n} integer labels or an ({n}, C) multi-hot array"
+    if arr.ndim == 1 and arr.shape[0] == n and (arr.size == 0 or arr.dtype.kind in "iu"):
+        values = np.unique(arr)
+        return [int(v) for v in values], [np.flatnonzero(arr == v) for v in values]
+    if arr.ndim == 2 and arr.shape[0] == n:
+        if arr.dtype != np.bool_:
+            if arr.dtype.kind not in "iuf" or not np.isin(arr, (0, 1)).all():
+                raise fail(_OWNER, "labels", expected, f"an array of shape {arr.shape}")
+            arr = arr.astype(bool)
+        return list(range(arr.shape[1])), [np.flatnonzero(arr[:, c]) for c in range(arr.shape[1])]
+    raise fail(_OWNER, "labels", expected, f"an array of shape {arr.shape} and dtype {arr.dtype}")
+
+
+def epsilon(
+    X: Any, kept_indices: Any, *, labels: Any = None, device: str = "auto"
+) -> EpsilonReport:
+    """Per-class ε-representativeness of the kept rows of ``X`` (exact).
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+        Feature matrix of the full set.
+    kept_indices : array-like of int, shape (k,)
+        Unique row indices of the kept images.
+    labels : None, array-like of int (n,), or multi-hot array-like (n, C)
+        Class (or stratum) of each image. With a multi-hot matrix an image belongs
+        to every class it contains, and is compared with the kept images of that
+        class only. ``None`` treats all images as one class (id 0).
+    device : {"auto", "cpu", "cuda"}
+        ``"auto"`` uses CUDA when torch sees a GPU.
+
+    Returns
+    -------
+    EpsilonReport
+
+    Warns
+    -----
+    UserWarning
+        For each class with images but no kept image (its ε is ``inf``).
+    """
+    validate_params(_OWNER, {"device": device}, {"device": Options(("auto", "cpu", "cuda"))})
+    if device == "cuda" and not _device.cuda_available():
+        raise fail(_OWNER, "device", "'auto' or 'cpu' on a host without CUDA", "'cuda'")
+    return _epsilon(X, kept_indices, labels, device)
+
+
+def _epsilon(X: Any, kept_indices: Any, labels: Any, device: str) -> EpsilonReport:
+    X = check_matrix(X, _OWNER)
+    n = X.shape[0]
+    kept = check_indices(kept_indices, n, _OWNER)
+    classes, members = _memberships(labels, n)
+    is_kept = np.zeros(n, dtype=bool)
+    is_kept[kept] = True
+    n_total, n_kept, e_inf, e_l2, m_l2, notes = [], [], [], [], [], []
+    total_l2 = 0.0
+    total_members = 0
+    for c, M in zip(classes, members, strict=True):
+        K = M[is_kept[M]]
+        Qi = M[~is_kept[M]]
+        n_total.append(int(M.size))
+        n_kept.append(int(K.size))
+        if M.size == 0:
+            e_inf.append(0.0)
+            e_l2.append(0.0)
+            m_l2.append(0.0)
+            continue
+        if K.size == 0:
+            msg = f"class {c}: {M.size} image(s) in the full set but none kept; its epsilon is inf"
+            notes.append(msg)
+            warnings.warn(msg, UserWarning, stacklevel=3)
+            e_inf.append(math.inf)
+            e_l2.append(math.inf)
+            m_l2.append(math.inf)
+            total_l2 = math.inf
+            total_members += int(M.size)
+            continue
+        l2, linf = nearest_kept(X[Qi], X[K], device=device)
+        e_inf.append(float(linf.max()) if linf.size else 0.0)
+        e_l2.append(float(l2.max()) if l2.size else 0.0)
+        m_l2.append(float(l2.sum() / M.size))
+        total_l2 += float(l2.sum())
+        total_members += int(M.size)
+    present = [i for i, t in enumerate(n_total) if t > 0]
+    return EpsilonReport(
+        classes=tuple(classes),
+        n_total=tuple(n_total),
+        n_kept=tuple(n_kept),
+        eps_linf=tuple(e_inf),
+        eps_l2=tuple(e_l2),
+        mean_l2=tuple(m_l2),
+        overall_linf=max((e_inf[i] for i in present), default=0.0),
+        overall_l2=max((e_l2[i] for i in present), default=0.0),
+        warnings=tuple(notes),
+    )

@@ -1,0 +1,335 @@
+#!/usr/bin/env python
+"""Benchmark the selection engine on synthetic clustered embeddings.
+
+Every method runs through ``stratified_select`` (strata = classes, class floor on)
+and the exact ε report runs on the kept sets, side by side in the same process
+with reference implementations:
+
+* MMS  vs ``gudhi.subsampling.choose_n_farthest_points`` per class, started at the
+  same point (needs ``pip install gudhi``; the column is skipped otherwise). Picks
+  are compared in order.
+* CLC  vs ``scipy.cluster.vq.kmeans2`` per class (same k and iterations, random
+  rows as initial centroids). Different algorithms: timing only.
+* ε    vs ``scipy.spatial.cKDTree(kept).query(x, p=inf)`` per class. Per-image
+  distances are compared for exact equality.
+
+Data: ``n`` L2-normalised embeddings in 5 imbalanced classes (40/25/17/11/7 %),
+each class a mixture of ``--modes`` Gaussian clusters whose within-cluster
+pairwise distance is ``--spread`` times the distance between cluster centres
+(so ``--spread 1`` or more means no visible cluster structure).
+
+Usage::
+
+    python scripts/bench_select.py                    # n = 1k, 5k, 20k; d = 448, 768
+    python scripts/bench_select.py --n 20000 --d 768
+    python scripts/bench_select.py --quick            # n = 1k, 5k; d = 448
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from detprune.select import REGISTRY, epsilon, get_reducer, stratified_select
+from detprune.select.represent import nearest_kept
+
+PROPS = np.array([0.40, 0.25, 0.17, 0.11, 0.07])
+
+
+def make_embeddings(
+    n: int, d: int, *, modes: int = 20, spread: float = 0.35, rank: int = 8, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clustered, L2-normalised float32 embeddings and their class labels (5 classes).
+
+    Within a cluster, 60 % of the variance lies along ``rank`` random directions and
+    the rest is isotropic (``rank=0``: all isotropic).
+    """
+    rng = np.random.default_rng(seed)
+    sizes = np.floor(PROPS * n).astype(int)
+    sizes[0] += n - sizes.sum()
+    X, y = [], []
+    within = spread**2 * d  # per-point within-cluster variance; centres ~ N(0, I)
+    share = 0.6 if rank > 0 else 0.0  # 60 % along a few directions, the rest isotropic
+    a = np.sqrt(share * within / max(rank, 1))
+    b = np.sqrt((1.0 - share) * within / d)
+    for c, s in enumerate(sizes):
+        centres = rng.standard_normal((modes, d))
+        lab = rng.choice(modes, s, p=rng.dirichlet(np.full(modes, 2.0)))
+        pts = centres[lab] + b * rng.standard_normal((s, d))
+        if rank > 0:
+            basis = rng.standard_normal((modes, rank, d)) / np.sqrt(d)
+            coef = a * rng.standard_normal((s, rank))
+            pts += np.einsum("sr,srd->sd", coef, basis[lab])
+        X.append(pts)
+        y.append(np.full(s, c))
+    Xa = np.concatenate(X)
+    Xa /= np.linalg.norm(Xa, axis=1, keepdims=True)
+    return Xa.astype(np.float32), np.concatenate(y)
+
+
+def _trim() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+class PeakRSS:
+    """Peak resident memory above the baseline while the block runs (sampled /proc)."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def rss() -> int:
+        try:
+            with open("/proc/self/statm") as fh:
+                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:  # not Linux: fall back to the process-wide maximum
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakRSS:
+        gc.collect()
+        _trim()  # hand freed heap pages back, so the baseline is not inflated
+        self.base = self.rss()
+        self.peak = self.base
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+
+    @property
+    def mib(self) -> float:
+        return (self.peak - self.base) / 2**20
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        out = fn()
+        sec = time.perf_counter() - t0
+    return out, sec, mem.mib
+
+
+def per_class_picks(sel_indices: np.ndarray, y: np.ndarray, c: int) -> np.ndarray:
+    idx = np.asarray(sel_indices)
+    return idx[y[idx] == c]
+
+
+def ref_gudhi(X: np.ndarray, y: np.ndarray, sel_indices: np.ndarray) -> tuple[float, bool] | None:
+    try:
+        from gudhi.subsampling import choose_n_farthest_points
+    except ImportError:
+        return None
+    total = 0.0
+    same = True
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        ours = per_class_picks(sel_indices, y, c)
+        local = np.searchsorted(members, ours)
+        pts = X[members].astype(np.float64)
+        t0 = time.perf_counter()
+        got = choose_n_farthest_points(
+            points=pts, nb_points=int(local.size), starting_point=int(local[0])
+        )
+        total += time.perf_counter() - t0
+        lookup = {row.tobytes(): i for i, row in enumerate(pts)}
+        theirs = np.array([lookup[np.asarray(p, dtype=np.float64).tobytes()] for p in got])
+        same &= bool(np.array_equal(theirs, local))
+    return total, same
+
+
+def ref_scipy_kmeans(
+    X: np.ndarray, y: np.ndarray, quotas: dict[str, int], niter: int
+) -> tuple[float, bool | None]:
+    from scipy.cluster.vq import kmeans2
+
+    total = 0.0
+    for c in np.unique(y):
+        k = quotas[str(int(c))]
+        Xc = X[y == c]
+        t0 = time.perf_counter()
+        if k < Xc.shape[0]:
+            kmeans2(Xc, k, iter=niter, minit="points", seed=0)
+        total += time.perf_counter() - t0
+    return total, None
+
+
+def ref_ckdtree(X: np.ndarray, y: np.ndarray, kept: np.ndarray) -> tuple[float, dict]:
+    from scipy.spatial import cKDTree
+
+    is_kept = np.zeros(X.shape[0], dtype=bool)
+    is_kept[kept] = True
+    total = 0.0
+    dists = {}
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        K = members[is_kept[members]]
+        t0 = time.perf_counter()
+        dd, _ = cKDTree(X[K]).query(X[members], p=np.inf)
+        total += time.perf_counter() - t0
+        dists[int(c)] = dd
+    return total, dists
+
+
+def check_eps(X: np.ndarray, y: np.ndarray, kept: np.ndarray, rep: Any, dists: dict) -> bool:
+    """Per-class maxima and per-image distances identical to cKDTree's."""
+    is_kept = np.zeros(X.shape[0], dtype=bool)
+    is_kept[kept] = True
+    ok = True
+    for i, c in enumerate(rep.classes):
+        ref = dists[int(c)]
+        ok &= rep.eps_linf[i] == float(ref.max())
+        members = np.flatnonzero(y == c)
+        q = ~is_kept[members]
+        _, linf = nearest_kept(X[members[q]], X[members[~q]])
+        ok &= bool(np.array_equal(linf, ref[q])) and bool((ref[~q] == 0).all())
+    return ok
+
+
+def run(
+    ns: list[int], ds: list[int], keep: float, methods: list[str], args: argparse.Namespace
+) -> list[dict]:
+    rows: list[dict] = []
+    for n in ns:
+        for d in ds:
+            X, y = make_embeddings(
+                n, d, modes=args.modes, spread=args.spread, rank=args.rank, seed=args.seed
+            )
+            classes = np.eye(len(PROPS), dtype=bool)[y]
+            budget = max(1, round(keep * n))
+            kept_sets = {}
+            for name in methods:
+                reducer = get_reducer(name)
+                sel, sec, mib = timed(
+                    partial(
+                        stratified_select,
+                        reducer,
+                        X,
+                        budget,
+                        strata=y,
+                        classes=classes,
+                        seed=args.seed,
+                    )
+                )
+                kept_sets[name] = sel.indices
+                row = {
+                    "what": name,
+                    "n": n,
+                    "d": d,
+                    "sec": sec,
+                    "mib": mib,
+                    "ref": "",
+                    "ref_sec": None,
+                    "same": None,
+                }
+                if not args.no_ref and name == "mms":
+                    res = ref_gudhi(X, y, sel.indices)
+                    if res is None:
+                        row["ref"] = "gudhi (not installed)"
+                    else:
+                        row["ref"], row["ref_sec"], row["same"] = "gudhi", res[0], res[1]
+                if not args.no_ref and name == "clc":
+                    niter = reducer.get_params()["niter"]
+                    ref_sec, _ = ref_scipy_kmeans(X, y, sel.info["quotas"], niter)
+                    row["ref"], row["ref_sec"] = "scipy kmeans2", ref_sec
+                rows.append(row)
+                print(fmt_row(row), flush=True)
+            for name in [m for m in ("mms", "srs") if m in kept_sets]:
+                kept = kept_sets[name]
+                rep, sec, mib = timed(partial(epsilon, X, kept, labels=y))
+                row = {
+                    "what": f"eps[{name}]",
+                    "n": n,
+                    "d": d,
+                    "sec": sec,
+                    "mib": mib,
+                    "ref": "",
+                    "ref_sec": None,
+                    "same": None,
+                }
+                if not args.no_ref:
+                    ref_sec, dists = ref_ckdtree(X, y, kept)
+                    row["ref"], row["ref_sec"] = "cKDTree p=inf", ref_sec
+                    row["same"] = check_eps(X, y, kept, rep, dists)
+                rows.append(row)
+                print(fmt_row(row), flush=True)
+    return rows
+
+
+HEADER = (
+    f"{'method':<10} {'n':>6} {'d':>4} {'seconds':>8} {'peak MiB':>9} "
+    f"{'reference':<22} {'ref s':>8} {'ratio':>7} {'identical':>9}"
+)
+
+
+def fmt_row(r: dict) -> str:
+    ref_sec = f"{r['ref_sec']:.2f}" if r["ref_sec"] is not None else "-"
+    ratio = f"{r['ref_sec'] / r['sec']:.1f}x" if r["ref_sec"] is not None and r["sec"] > 0 else "-"
+    same = {None: "n/a", True: "yes", False: "NO"}[r["same"]]
+    return (
+        f"{r['what']:<10} {r['n']:>6} {r['d']:>4} {r['sec']:>8.2f} {r['mib']:>9.0f} "
+        f"{r['ref'] or '-':<22} {ref_sec:>8} {ratio:>7} {same:>9}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, nargs="+", default=[1000, 5000, 20000])
+    p.add_argument("--d", type=int, nargs="+", default=[448, 768])
+    p.add_argument("--keep", type=float, default=0.5)
+    p.add_argument("--methods", nargs="+", default=list(REGISTRY), choices=list(REGISTRY))
+    p.add_argument("--modes", type=int, default=20, help="Gaussian clusters per class")
+    p.add_argument(
+        "--spread",
+        type=float,
+        default=0.35,
+        help="within-cluster / between-centre distance (>= 1: no clusters)",
+    )
+    p.add_argument("--rank", type=int, default=8, help="low-rank directions per cluster (0: none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="n = 1k, 5k and d = 448 only")
+    p.add_argument("--no-ref", action="store_true", help="skip the reference implementations")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.n = [n for n in args.n if n <= 5000] or [1000]
+        args.d = [min(args.d)]
+    print(
+        f"keep={args.keep} spread={args.spread} modes={args.modes} rank={args.rank} "
+        f"cores={os.cpu_count()}"
+    )
+    print(HEADER)
+    print("-" * len(HEADER))
+    run(args.n, args.d, args.keep, args.methods, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""`detprune prune` end to end on sample_data/ (random-init yolov5n at a tiny size)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import SAMPLE_DATA, tree_digest
+
+from detprune import pipeline
+from detprune.cli import main
+from detprune.errors import DatasetError, OutputError, ParameterError
+
+pytestmark = pytest.mark.skipif(not SAMPLE_DATA.exists(), reason="sample_data/ not generated")
+
+FAST = {"weights": "yolov5n.yaml", "imgsz": 64, "batch": 32, "workers": 0, "progress": False,
+        "measure_energy": False}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """A private copy of sample_data/ (so the tests can check it is never modified)."""
+    dst = tmp_path_factory.mktemp("src") / "sample"
+    shutil.copytree(SAMPLE_DATA, dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def _methods():
+    from detprune.select import available_methods
+
+    return sorted(available_methods())
+
+
+@pytest.mark.parametrize("method", _methods())
+def test_every_method_prunes_sample_data(data, cache, tmp_path, method):
+    before = tree_digest(data)
+    r = pipeline.prune(data, method=method, keep=0.3, out=tmp_path / "out", cache=cache, **FAST)
+    m = r.manifest
+    n = m["source"]["images"] - len(m["source"]["images_failed_embedding"])
+    assert m["kept"] == round(0.3 * n) == len(m["selected"])
+    # every class present keeps at least one image
+    for name, c in m["classes"].items():
+        if c["images_before"]:
+            assert c["images_after"] >= 1, name
+    listed = (r.out / "train.txt").read_text().split()
+    assert len(listed) == m["kept"] and len(set(listed)) == m["kept"]
+    assert all(Path(p).is_file() for p in listed)
+    d = yaml.safe_load((r.out / "data.yaml").read_text())
+    assert d["val"] == str((data / "images" / "val").resolve())
+    with open(r.out / "manifest.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == m["source"]["images"] and sum(int(x["kept"]) for x in rows) == m["kept"]
+    assert tree_digest(data) == before
+
+
+@pytest.mark.parametrize("mode", ["symlink", "hardlink", "copy"])
+def test_materializations_give_a_loadable_tree(data, cache, tmp_path, mode):
+    r = pipeline.prune(data, method="srs", keep=0.2, out=tmp_path / "o", materialize=mode, cache=cache, **FAST)
+    imgs = sorted((r.out / "images" / "train").rglob("*.jpg"))
+    assert len(imgs) == r.manifest["kept"]
+    labelled = [p for p in imgs if (r.out / "labels" / "train" / p.relative_to(r.out / "images" / "train")).with_suffix(".txt").exists()]
+    bg = r.manifest["classes"]["(background)"]["images_after"]
+    assert len(labelled) >= len(imgs) - bg
+    from ultralytics.data.utils import check_det_dataset
+
+    info = check_det_dataset(str(r.out / "data.yaml"))
+    assert info["nc"] == 5
+
+
+def test_refuses_existing_output_and_bad_budgets(data, cache, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.me").write_text("x")
+    with pytest.raises(OutputError, match="--force"):
+        pipeline.prune(data, method="srs", keep=0.3, out=out, cache=cache, **FAST)
+    assert (out / "keep.me").read_text() == "x"
+    for kw in ({"keep": 0.0}, {"keep": 1.5}, {"budget": 0}, {"budget": 10**6}, {"keep": 0.3, "budget": 3}):
+        with pytest.raises(ParameterError):
+            pipeline.prune(data, method="srs", out=tmp_path / "x", cache=cache, **kw, **FAST)
+    with pytest.raises(ParameterError, match="floor"):
+        pipeline.prune(data, method="srs", budget=1, out=tmp_path / "x", cache=cache, **FAST)
+    with pytest.raises(ParameterError, match="method"):
+        pipeline.prune(data, method="nope", keep=0.3, out=tmp_path / "x", cache=cache, **FAST)
+
+
+def test_interrupted_run_leaves_nothing(data, cache, tmp_path, monkeypatch):
+    import detprune.export
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(detprune.export, "materialize_split", boom)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.prune(data, method="srs", keep=0.3, out=tmp_path / "o", cache=cache, **FAST)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_manifest_round_trip_and_fingerprint(data, cache, tmp_path):
+    r = pipeline.prune(data, method="mms", keep=0.25, out=tmp_path / "a", cache=cache, **FAST)
+    e = pipeline.export(r.out / "manifest.json", out=tmp_path / "b", materialize="copy")
+    copied = sorted(p.name for p in (e.out / "images" / "train").rglob("*.jpg"))
+    assert copied == sorted(Path(p).name for p in (r.out / "train.txt").read_text().split())
+    assert json.loads((e.out / "manifest.json").read_text())["selected"] == r.manifest["selected"]
+    # change the source: one label edited -> refused
+    label = next((data / "labels" / "train").glob("*.txt"))
+    original = label.read_bytes()
+    try:
+        label.write_bytes(original + b"0 0.5 0.5 0.1 0.1\n")
+        with pytest.raises(DatasetError, match="changed since"):
+            pipeline.export(r.out, out=tmp_path / "c")
+    finally:
+        label.write_bytes(original)
+    assert not (tmp_path / "c").exists()
+
+
+def test_cli_prune_prints_report_and_opens_no_socket(data, cache, tmp_path, capsys, monkeypatch):
+    calls = []
+
+    def deny(*args, **kwargs):
+        calls.append(args)
+        raise OSError("network disabled in tests")
+
+    monkeypatch.setattr(socket.socket, "connect", deny)
+    monkeypatch.setattr(socket.socket, "connect_ex", deny)
+    monkeypatch.setattr(socket, "create_connection", deny)
+    monkeypatch.setattr(socket, "getaddrinfo", deny)
+    code = main([
+        "prune", str(data), "--method", "clc", "--keep", "0.3", "--out", str(tmp_path / "o"),
+        "--weights", "yolov5n.yaml", "--imgsz", "64", "--workers", "0", "--quiet", "--cache", str(cache),
+        "--country", "ESP",
+    ])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "epsilon" in out and "total" in out and str(tmp_path / "o") in out
+    assert calls == []
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert set(m["energy"]["phases"]) == {"embed", "select", "export"}

@@ -1,0 +1,151 @@
+"""ε-representativeness: hand cases, brute force agreement, warnings."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from detprune.errors import ParameterError
+from detprune.select import EpsilonReport, epsilon
+from detprune.select.represent import nearest_kept
+
+
+def brute(Q: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    Q64 = np.asarray(Q, dtype=np.float64)
+    K64 = np.asarray(K, dtype=np.float64)
+    diff = Q64[:, None, :] - K64[None, :, :]
+    return np.sqrt((diff**2).sum(-1)).min(1), np.abs(diff).max(-1).min(1)
+
+
+def test_hand_case_with_missing_class() -> None:
+    X = np.array([[0.0, 0.0], [3.0, 4.0], [1.0, 0.0], [10.0, 10.0], [10.0, 12.0]])
+    labels = np.array([0, 0, 0, 1, 1])
+    with pytest.warns(UserWarning, match="class 1: 2 image"):
+        rep = epsilon(X, [0], labels=labels)
+    assert isinstance(rep, EpsilonReport)
+    assert rep.classes == (0, 1)
+    assert rep.n_total == (3, 2) and rep.n_kept == (1, 0)
+    assert rep.eps_linf[0] == 4.0 and rep.eps_l2[0] == 5.0
+    assert math.isclose(rep.mean_l2[0], (0 + 5 + 1) / 3)
+    assert rep.eps_linf[1] == math.inf and rep.eps_l2[1] == math.inf
+    assert rep.overall_linf == math.inf and rep.eps == math.inf
+    assert len(rep.warnings) == 1 and "none kept" in rep.warnings[0]
+    json.dumps(rep.to_dict())
+
+
+def test_same_class_only_and_multihot() -> None:
+    # image 2 holds classes 0 and 1; it is compared with kept images of each class separately
+    X = np.array([[0.0], [5.0], [2.0], [9.0]])
+    classes = np.array([[1, 0], [0, 1], [1, 1], [0, 1]], dtype=bool)
+    rep = epsilon(X, [0, 3], labels=classes)
+    # class 0: members 0, 2; kept 0 -> eps 2.  class 1: members 1, 2, 3; kept 3 -> 4, 7, 0
+    assert rep.eps_linf == (2.0, 7.0)
+    assert rep.overall_linf == 7.0 and rep.overall_l2 == 7.0
+    assert rep.per_class()[1] == {
+        "class": 1,
+        "n_total": 3,
+        "n_kept": 1,
+        "eps_linf": 7.0,
+        "eps_l2": 7.0,
+        "mean_l2": pytest.approx(11 / 3),
+    }
+
+
+def test_no_labels_absent_class_and_all_kept() -> None:
+    X = np.array([[0.0, 0.0], [1.0, 2.0]])
+    rep = epsilon(X, [0])
+    assert rep.classes == (0,) and rep.eps_linf == (2.0,)
+    classes = np.array([[1, 0], [1, 0]], dtype=bool)  # class 1 has no image: vacuous
+    rep = epsilon(X, [0, 1], labels=classes)
+    assert rep.eps_linf == (0.0, 0.0) and rep.n_total == (2, 0) and rep.warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"kept_indices": [0, 0]}, "The 'kept_indices' parameter of epsilon"),
+        ({"kept_indices": [5]}, "The 'kept_indices' parameter of epsilon"),
+        ({"labels": np.zeros(2)}, "The 'labels' parameter of epsilon"),
+        ({"labels": np.full((3, 2), 3)}, "The 'labels' parameter of epsilon"),
+        ({"device": "gpu"}, "The 'device' parameter of epsilon must be one of"),
+        ({"X": np.array([[np.nan], [1.0], [2.0]])}, "The 'X' parameter of epsilon"),
+    ],
+)
+def test_rejects(kwargs: dict, pattern: str) -> None:
+    args = {"X": np.zeros((3, 1)), "kept_indices": [0]} | kwargs
+    X = args.pop("X")
+    kept = args.pop("kept_indices")
+    with pytest.raises(ParameterError, match=pattern):
+        epsilon(X, kept, **args)
+
+
+@st.composite
+def query_sets(draw):
+    d = draw(st.integers(1, 5))
+    nq = draw(st.integers(0, 30))
+    nk = draw(st.integers(1, 20))
+    kind = draw(st.sampled_from(["grid", "float32", "float64"]))
+    if kind == "grid":
+        el = st.integers(-3, 3)
+        Q = draw(arrays(np.int8, (nq, d), elements=el)).astype(np.float32)
+        K = draw(arrays(np.int8, (nk, d), elements=el)).astype(np.float32)
+    elif kind == "float32":
+        el = st.floats(-1e4, 1e4, width=32)
+        Q = draw(arrays(np.float32, (nq, d), elements=el))
+        K = draw(arrays(np.float32, (nk, d), elements=el))
+    else:
+        el = st.floats(-1.0, 1.0)
+        Q = draw(arrays(np.float64, (nq, d), elements=el))
+        K = draw(arrays(np.float64, (nk, d), elements=el))
+    return Q, K
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(query_sets())
+def test_nearest_kept_is_exact(case) -> None:
+    Q, K = case
+    l2, linf = nearest_kept(Q, K, device="cpu")
+    r2, rinf = brute(Q, K)
+    assert np.array_equal(linf, rinf)
+    assert np.array_equal(l2, r2)
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch-cpu"])
+def test_nearest_kept_medium(device: str) -> None:
+    rng = np.random.default_rng(1)
+    K = rng.standard_normal((700, 96)).astype(np.float32)
+    Q = np.concatenate(
+        [
+            rng.standard_normal((500, 96)).astype(np.float32),  # generic
+            K[:100] + np.float32(1e-3) * rng.standard_normal((100, 96)).astype(np.float32),
+            K[100:150],  # exact copies: distance 0
+        ]
+    )
+    l2, linf = nearest_kept(Q, K, device=device)
+    r2, rinf = brute(Q, K)
+    assert np.array_equal(linf, rinf)
+    assert np.array_equal(l2, r2)
+
+
+def test_epsilon_matches_brute_force_per_class() -> None:
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((400, 12)).astype(np.float32)
+    classes = rng.random((400, 3)) < 0.4
+    classes[classes.sum(1) == 0, 0] = True
+    kept = rng.choice(400, 120, replace=False)
+    rep = epsilon(X, kept, labels=classes)
+    is_kept = np.zeros(400, bool)
+    is_kept[kept] = True
+    for c in range(3):
+        M = np.flatnonzero(classes[:, c])
+        K = M[is_kept[M]]
+        l2, linf = brute(X[M], X[K])
+        assert rep.eps_linf[c] == linf.max()
+        assert rep.eps_l2[c] == l2.max()
+        assert math.isclose(rep.mean_l2[c], l2.mean(), rel_tol=1e-12)
