@@ -13,6 +13,11 @@ with reference implementations:
 * ε    vs ``scipy.spatial.cKDTree(kept).query(x, p=inf)`` per class. Per-image
   distances are compared for exact equality.
 
+PRD, PHL, NRMD, FES, VQ, FLOW and FL have no reference column; each row shows
+whether the method met its time target at n = 20k, d = 768 (``limit``: 60 s for
+PRD, NRMD, VQ, FL; 180 s for PHL, FES, FLOW). FES gets the one-hot class labels
+as targets (``stratified_select`` passes ``classes``).
+
 Data: ``n`` L2-normalised embeddings in 5 imbalanced classes (40/25/17/11/7 %),
 each class a mixture of ``--modes`` Gaussian clusters whose within-cluster
 pairwise distance is ``--spread`` times the distance between cluster centres
@@ -46,6 +51,17 @@ from detprune.select import REGISTRY, epsilon, get_reducer, stratified_select
 from detprune.select.represent import nearest_kept
 
 PROPS = np.array([0.40, 0.25, 0.17, 0.11, 0.07])
+
+#: Time target in seconds at n = 20k, d = 768 (2 CPU cores).
+LIMITS = {
+    "prd": 60.0,
+    "nrmd": 60.0,
+    "vq": 60.0,
+    "fl": 60.0,
+    "phl": 180.0,
+    "fes": 180.0,
+    "flow": 180.0,
+}
 
 
 def make_embeddings(
@@ -249,6 +265,7 @@ def run(
                     "ref": "",
                     "ref_sec": None,
                     "same": None,
+                    "limit": LIMITS.get(name),
                 }
                 if not args.no_ref and name == "mms":
                     res = ref_gudhi(X, y, sel.indices)
@@ -286,7 +303,7 @@ def run(
 
 HEADER = (
     f"{'method':<10} {'n':>6} {'d':>4} {'seconds':>8} {'peak MiB':>9} "
-    f"{'reference':<22} {'ref s':>8} {'ratio':>7} {'identical':>9}"
+    f"{'reference':<22} {'ref s':>8} {'ratio':>7} {'identical':>9} {'target':>10}"
 )
 
 
@@ -294,9 +311,11 @@ def fmt_row(r: dict) -> str:
     ref_sec = f"{r['ref_sec']:.2f}" if r["ref_sec"] is not None else "-"
     ratio = f"{r['ref_sec'] / r['sec']:.1f}x" if r["ref_sec"] is not None and r["sec"] > 0 else "-"
     same = {None: "n/a", True: "yes", False: "NO"}[r["same"]]
+    limit = r.get("limit")
+    target = "-" if limit is None else f"<{limit:.0f}s " + ("ok" if r["sec"] < limit else "OVER")
     return (
         f"{r['what']:<10} {r['n']:>6} {r['d']:>4} {r['sec']:>8.2f} {r['mib']:>9.0f} "
-        f"{r['ref'] or '-':<22} {ref_sec:>8} {ratio:>7} {same:>9}"
+        f"{r['ref'] or '-':<22} {ref_sec:>8} {ratio:>7} {same:>9} {target:>10}"
     )
 
 

@@ -28,7 +28,32 @@ BAD_PARAMS = {
     "des": [("base_fraction", 0.0), ("n_prototypes", 1), ("temperature", -1.0), ("niter", 0)],
     "rkmeans": [("n_clusters", 0), ("niter", 1.5)],
     "srs": [],
+    "prd": [("sigma", 0.0), ("k", 0), ("dense_max", 0)],
+    "phl": [("k", 1), ("mode", "typical"), ("maxdim", 2)],
+    "nrmd": [("n_components", 0), ("variance", 0.0), ("max_components", 0)],
+    "fes": [("epochs", 1), ("hidden", 0), ("batch_size", 0), ("lr", 0.0), ("device", "tpu")],
+    "vq": [("n_codes", 0), ("alpha", 1.5), ("prefer", "middle"), ("niter", 0)],
+    "flow": [("density", "kde"), ("dims", 0), ("beta", -1.0), ("epochs", 0), ("layers", 0)],
+    "fl": [("k", 0), ("sigma", -1.0)],
 }
+
+
+def _targets(n: int) -> np.ndarray:
+    """Synthetic multi-hot targets (3 classes) for reducers that need them."""
+    t = np.zeros((n, 3), dtype=bool)
+    t[np.arange(n) % 3 == 0, 0] = True
+    t[np.arange(n) % 2 == 0, 1] = True
+    t[np.arange(n) % 5 == 0, 2] = True
+    return t
+
+
+def _select(reducer: Reducer, X: object, budget: object, **kw: object) -> Selection:
+    """``reducer.select``, with synthetic targets when the reducer needs them."""
+    if reducer.needs_targets and "targets" not in kw:
+        arr = np.asarray(X)
+        n = arr.shape[0] if arr.ndim >= 1 else 0
+        kw["targets"] = _targets(n)
+    return reducer.select(X, budget, **kw)  # type: ignore[arg-type]
 
 
 def _data(n: int = 120, d: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -75,7 +100,7 @@ def test_basic_contract(name: str) -> None:
     reducer = get_reducer(name)
     assert repr(reducer).startswith(type(reducer).__name__ + "(")
     for budget in (1, 17, X.shape[0]):
-        sel = reducer.select(X, budget, seed=3)
+        sel = _select(reducer, X, budget, seed=3)
         assert isinstance(sel, Selection)
         assert sel.indices.dtype == np.int64 and sel.indices.shape == (budget,)
         assert np.unique(sel.indices).size == budget
@@ -91,17 +116,17 @@ def test_basic_contract(name: str) -> None:
 @pytest.mark.parametrize("name", METHODS)
 def test_deterministic(name: str) -> None:
     X, strata, classes = _data()
-    a = get_reducer(name).select(X, 30, seed=11)
-    b = get_reducer(name).select(X, 30, seed=11)
+    a = _select(get_reducer(name), X, 30, seed=11)
+    b = _select(get_reducer(name), X, 30, seed=11)
     assert a == b
     sa = stratified_select(get_reducer(name), X, 30, strata=strata, classes=classes, seed=5)
     sb = stratified_select(get_reducer(name), X, 30, strata=strata, classes=classes, seed=5)
     assert sa == sb
     if REGISTRY[name].randomized:
-        other = [get_reducer(name).select(X, 30, seed=s).indices for s in range(1, 6)]
+        other = [_select(get_reducer(name), X, 30, seed=s).indices for s in range(1, 6)]
         assert any(not np.array_equal(o, a.indices) for o in other)
     else:
-        c = get_reducer(name).select(X, 30, seed=99)
+        c = _select(get_reducer(name), X, 30, seed=99)
         assert np.array_equal(c.indices, a.indices)
 
 
@@ -144,7 +169,7 @@ def test_bad_budget(name: str, budget: object) -> None:
         ParameterError,
         match=r"^The 'budget' parameter of \w+ must be an int in \[1, 120\]\. Got .+ instead\.$",
     ):
-        get_reducer(name).select(X, budget)  # type: ignore[arg-type]
+        _select(get_reducer(name), X, budget)  # type: ignore[arg-type]
     with pytest.raises(ParameterError, match=r"^The 'budget' parameter of stratified_select"):
         stratified_select(get_reducer(name), X, budget, strata=strata)  # type: ignore[arg-type]
 
@@ -155,7 +180,7 @@ def test_bad_parameters(name: str) -> None:
     for pname, value in BAD_PARAMS[name]:
         reducer = get_reducer(name, **{pname: value})
         with pytest.raises(ParameterError) as exc:
-            reducer.select(X, 5)
+            _select(reducer, X, 5)
         msg = str(exc.value)
         assert FORMAT.match(msg), msg
         assert msg.startswith(f"The '{pname}' parameter of {type(reducer).__name__} must be ")
@@ -175,7 +200,7 @@ def test_bad_parameters(name: str) -> None:
 )
 def test_bad_X(name: str, X: np.ndarray) -> None:
     with pytest.raises(ParameterError, match=r"^The 'X' parameter of \w+ must be a 2-D array"):
-        get_reducer(name).select(X, 1)
+        _select(get_reducer(name), X, 1)
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -185,22 +210,22 @@ def test_bad_seed(name: str) -> None:
         ParameterError,
         match=r"^The 'seed' parameter of \w+ must be an int >= 0\. Got -1 instead\.$",
     ):
-        get_reducer(name).select(X, 3, seed=-1)
+        _select(get_reducer(name), X, 3, seed=-1)
 
 
 @pytest.mark.parametrize("name", METHODS)
 def test_integer_and_float64_input(name: str) -> None:
     rng = np.random.default_rng(1)
     Xi = rng.integers(-5, 5, (40, 3))
-    sel = get_reducer(name).select(Xi, 10)
+    sel = _select(get_reducer(name), Xi, 10)
     assert np.unique(sel.indices).size == 10
-    sel64 = get_reducer(name).select(Xi.astype(np.float64), 10)
+    sel64 = _select(get_reducer(name), Xi.astype(np.float64), 10)
     assert np.unique(sel64.indices).size == 10
 
 
 @pytest.mark.parametrize("name", METHODS)
 def test_single_row_and_duplicates(name: str) -> None:
-    assert get_reducer(name).select(np.ones((1, 4)), 1).indices.tolist() == [0]
+    assert _select(get_reducer(name), np.ones((1, 4)), 1).indices.tolist() == [0]
     X = np.repeat(np.eye(3, dtype=np.float32), 10, axis=0)  # 3 distinct points, 10 copies each
-    sel = get_reducer(name).select(X, 7, seed=0)
+    sel = _select(get_reducer(name), X, 7, seed=0)
     assert np.unique(sel.indices).size == 7

@@ -12,7 +12,8 @@ import detprune.select as sel_pkg
 def test_import_does_not_load_torch_or_faiss() -> None:
     code = (
         "import sys, detprune.select\n"
-        "bad = [m for m in ('torch', 'faiss', 'sklearn', 'detprune.dataset', 'detprune.features')"
+        "bad = [m for m in ('torch', 'faiss', 'sklearn', 'ripser', 'detprune.dataset',"
+        " 'detprune.features')"
         " if m in sys.modules]\n"
         "print(','.join(bad))\n"
     )

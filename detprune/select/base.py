@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._validation import Constraint, validate_params
-from ._checks import check_budget, check_matrix, check_seed
+from ._checks import check_budget, check_matrix, check_multihot, check_seed, fail
 from ._threads import single_threaded_blas
 
 __all__ = ["Reducer", "Selection"]
@@ -32,6 +32,21 @@ def _check_json(owner: str, name: str, value: Any) -> None:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{owner}.{name} must be JSON-serialisable: {exc}") from None
+
+
+def check_targets(reducer: Reducer, targets: Any, n: int, owner: str) -> np.ndarray | None:
+    """Validate the optional per-row targets for ``reducer`` (required when it needs them)."""
+    if not reducer.needs_targets:
+        return None
+    if targets is None:
+        raise fail(
+            owner,
+            "targets",
+            f"a 2-D boolean (multi-hot) array with {n} rows ({reducer.name.upper()} "
+            "needs per-image targets; stratified_select passes 'classes')",
+            "None",
+        )
+    return check_multihot(targets, n, owner, "targets")
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,6 +145,10 @@ class Reducer(abc.ABC):
     * ``description`` -- one line for ``detprune methods``;
     * ``_constraints`` -- parameter name -> constraint(s), checked by :meth:`select`;
     * ``randomized`` -- whether the result depends on ``seed``;
+    * ``needs_targets`` -- whether the method needs per-row targets (default
+      ``False``); such a reducer implements ``_select(X, budget, seed, targets)``
+      and :func:`~detprune.select.stratified.stratified_select` passes it the
+      stratum's rows of ``classes``;
     * an ``__init__`` with keyword-only parameters that only stores them;
     * ``_select(X, budget, seed) -> (indices, scores, info)``.
     """
@@ -138,6 +157,7 @@ class Reducer(abc.ABC):
     description: ClassVar[str] = ""
     _constraints: ClassVar[dict[str, Constraint | list[Constraint]]] = {}
     randomized: ClassVar[bool] = True
+    needs_targets: ClassVar[bool] = False
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -168,7 +188,7 @@ class Reducer(abc.ABC):
     def _check_extra(self) -> None:  # noqa: B027 - optional hook
         """Cross-parameter or environment checks beyond ``_constraints`` (override)."""
 
-    def select(self, X: Any, budget: int, *, seed: int = 0) -> Selection:
+    def select(self, X: Any, budget: int, *, seed: int = 0, targets: Any = None) -> Selection:
         """Select ``budget`` rows of ``X``.
 
         Parameters
@@ -180,6 +200,9 @@ class Reducer(abc.ABC):
             Number of rows to select, in ``[1, n]``.
         seed : int, default 0
             Seed of every random step; the same seed gives the same result.
+        targets : array-like of bool, shape (n, C), optional
+            Per-row multi-hot targets (class presence). Required by reducers with
+            ``needs_targets = True`` (e.g. FES), ignored by the others.
 
         Returns
         -------
@@ -195,10 +218,19 @@ class Reducer(abc.ABC):
         X = check_matrix(X, self._owner)
         budget = check_budget(budget, X.shape[0], self._owner)
         seed = check_seed(seed, self._owner)
+        tgt = check_targets(self, targets, X.shape[0], self._owner)
         with single_threaded_blas():  # see _threads: BLAS threads spin on a busy host
-            indices, scores, info = self._select(X, budget, seed)
+            indices, scores, info = self._run(X, budget, seed, tgt)
         params = {**self.get_params(), "budget": budget, "seed": seed}
         return Selection(indices, scores, self.name, params, info)
+
+    def _run(
+        self, X: np.ndarray, budget: int, seed: int, targets: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Call :meth:`_select`, with ``targets`` only for reducers that need them."""
+        if self.needs_targets:
+            return self._select(X, budget, seed, targets)  # type: ignore[call-arg]
+        return self._select(X, budget, seed)
 
     @abc.abstractmethod
     def _select(self, X: np.ndarray, budget: int, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:

@@ -8,9 +8,16 @@ from .._validation import param_error
 from .base import Reducer
 from .clc import CLC
 from .des import DES
+from .fes import FES
+from .fl import FL
+from .flow import FLOW
 from .mms import MMS
+from .nrmd import NRMD
+from .phl import PHL
+from .prd import PRD
 from .rkmeans import RKMeans
 from .srs import SRS
+from .vq import VQ
 
 __all__ = ["REGISTRY", "available_methods", "get_reducer"]
 
@@ -21,6 +28,13 @@ REGISTRY: dict[str, type[Reducer]] = {
     "mms": MMS,
     "des": DES,
     "rkmeans": RKMeans,
+    "prd": PRD,
+    "phl": PHL,
+    "nrmd": NRMD,
+    "fes": FES,
+    "vq": VQ,
+    "flow": FLOW,
+    "fl": FL,
 }
 
 

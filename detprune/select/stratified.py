@@ -359,7 +359,8 @@ def stratified_select(
         Stratum label per image; ``None`` means one stratum.
     classes : array-like of bool, shape (n, C), optional
         Multi-hot class presence per image; needed for the class floor and the
-        retention report.
+        retention report, and required by reducers with ``needs_targets`` (each
+        gets its stratum's rows as targets).
     min_per_class : int, default 1
         Class floor (see :func:`allocate_budget`); 0 disables it.
     seed : int, default 0
@@ -394,6 +395,14 @@ def stratified_select(
     if strata_arr is None:
         strata_arr = np.zeros(n, dtype=np.int64)
     cls = check_multihot(classes, n, owner)
+    if reducer.needs_targets and cls is None:
+        raise fail(
+            owner,
+            "classes",
+            f"a 2-D boolean (multi-hot) array with {n} rows ({reducer.name.upper()} "
+            "trains on the per-image class presence)",
+            "None",
+        )
     if progress is not None and not callable(progress):
         raise fail(owner, "progress", "None or a callable", describe(progress))
     m = int(min_per_class)
@@ -409,7 +418,8 @@ def stratified_select(
         if q > 0:
             Xs = X if rows.size == n else X[rows]  # rows are sorted: all rows = X itself
             with single_threaded_blas():  # see _threads: BLAS threads spin on a busy host
-                local, sc, info = reducer._select(Xs, q, stratum_seed(seed, int(label)))
+                tgt = None if cls is None else (cls if rows.size == n else cls[rows])
+                local, sc, info = reducer._run(Xs, q, stratum_seed(seed, int(label)), tgt)
             picks[j] = [int(i) for i in rows[np.asarray(local, dtype=np.int64)]]
             scores[j] = np.asarray(sc, dtype=np.float64)
             if info:
