@@ -145,3 +145,27 @@ def test_cli_prune_prints_report_and_opens_no_socket(data, cache, tmp_path, caps
     assert calls == []
     m = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert set(m["energy"]["phases"]) == {"embed", "select", "export"}
+
+
+def _redundant_kept(manifest: dict, groups: list[list[str]]) -> int:
+    """Kept images beyond the first of each planted near-duplicate group."""
+    kept = {s["path"] for s in manifest["selected"]}
+    return sum(max(0, sum(p in kept for p in g) - 1) for g in groups)
+
+
+def test_geometric_methods_drop_planted_duplicates(data, cache, tmp_path):
+    groups = json.loads((data / "planted_groups.json").read_text())["groups"]
+    redundant = {}
+    for method in ("mms", "clc"):
+        r = pipeline.prune(data, method=method, keep=0.3, out=tmp_path / method, cache=cache, **FAST)
+        redundant[method] = _redundant_kept(r.manifest, groups)
+    srs = [
+        _redundant_kept(
+            pipeline.prune(data, method="srs", keep=0.3, seed=s, out=tmp_path / f"srs{s}", cache=cache, **FAST).manifest,
+            groups,
+        )
+        for s in range(4)
+    ]
+    mean_srs = sum(srs) / len(srs)
+    assert redundant["mms"] < mean_srs, (redundant, srs)
+    assert redundant["clc"] < mean_srs, (redundant, srs)

@@ -1,0 +1,175 @@
+"""Offline-first settings for ultralytics, applied once before it is imported.
+
+ultralytics reads its environment when it is first imported: whether it may
+go online (``YOLO_OFFLINE``), whether it may ``pip install`` missing packages
+(``YOLO_AUTOINSTALL``), and where its settings and fonts live
+(``YOLO_CONFIG_DIR``; it uses ``$YOLO_CONFIG_DIR/Ultralytics``). Without a local
+``Arial.ttf`` it starts a background download when it first draws a plot, and
+with ``sync`` on it sends usage analytics. :func:`configure_offline` fixes all
+of that so that no detprune code path opens a socket on its own:
+
+- ``YOLO_OFFLINE=1`` (``ultralytics.utils.is_online()`` returns ``False`` without a
+  DNS probe, so analytics and asset checks are off),
+- ``YOLO_AUTOINSTALL=0`` (never ``pip install`` at run time),
+- ``YOLO_CONFIG_DIR=<detprune home>/ultralytics`` — a folder detprune owns, so
+  the user's own ultralytics settings file is never rewritten — holding
+  ``Ultralytics/Arial.ttf`` and ``Ultralytics/Arial.Unicode.ttf`` copied from
+  matplotlib's bundled ``DejaVuSans.ttf``,
+- after import, ``settings.update({"sync": False})``.
+
+The detprune home is ``$DETPRUNE_HOME`` if set, else ``$XDG_CACHE_HOME/detprune``
+(``~/.cache/detprune``). Setting ``DETPRUNE_OFFLINE=1`` additionally forbids the
+few downloads detprune itself may try (pretrained weights, see
+:mod:`detprune.features.weights`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from types import ModuleType
+
+__all__ = ["configure_offline", "detprune_home", "downloads_allowed", "import_ultralytics"]
+
+logger = logging.getLogger("detprune")
+
+_FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
+_lock = threading.Lock()
+_configured: Path | None = None
+_synced_off = False
+
+
+def detprune_home() -> Path:
+    """Return detprune's own cache folder (created if missing).
+
+    Returns
+    -------
+    pathlib.Path
+        ``$DETPRUNE_HOME`` or ``$XDG_CACHE_HOME/detprune`` or ``~/.cache/detprune``.
+    """
+    env = os.environ.get("DETPRUNE_HOME")
+    if env:
+        home = Path(env).expanduser()
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        home = Path(base).expanduser() / "detprune"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError:  # read-only home (containers): a private temp folder instead
+        home = (
+            Path(tempfile.gettempdir()) / f"detprune-{os.getuid() if hasattr(os, 'getuid') else 0}"
+        )
+        home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def downloads_allowed() -> bool:
+    """Whether detprune may try to download anything (``DETPRUNE_OFFLINE`` unset or false).
+
+    Returns
+    -------
+    bool
+    """
+    value = os.environ.get("DETPRUNE_OFFLINE", "").strip().lower()
+    return value not in {"1", "true", "yes", "on", "y", "t"}
+
+
+def _bundled_font() -> Path | None:
+    """matplotlib's DejaVuSans.ttf, found without importing matplotlib."""
+    try:
+        spec = importlib.util.find_spec("matplotlib")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    font = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+    return font if font.is_file() else None
+
+
+def _install_fonts(folder: Path) -> None:
+    """Copy a local TTF as the fonts ultralytics would otherwise download (atomic, idempotent)."""
+    missing = [name for name in _FONT_NAMES if not (folder / name).is_file()]
+    if not missing:
+        return
+    source = _bundled_font()
+    if source is None:
+        logger.debug("no local TTF found; ultralytics plots may try to download Arial.ttf")
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in missing:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, folder / name)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def configure_offline() -> Path:
+    """Apply the offline settings for ultralytics; safe to call any number of times.
+
+    Must run before ``ultralytics`` is first imported to take full effect (every
+    detprune code path imports ultralytics through :func:`import_ultralytics`).
+    If ultralytics was imported earlier by someone else, the environment can no
+    longer change its import-time constants; a debug message says so and only
+    ``sync`` is turned off.
+
+    Returns
+    -------
+    pathlib.Path
+        The ``YOLO_CONFIG_DIR`` in use.
+    """
+    global _configured
+    with _lock:
+        if _configured is None:
+            if "ultralytics" in sys.modules:
+                logger.debug(
+                    "ultralytics was imported before detprune configured it for offline use"
+                )
+            config_dir = detprune_home() / "ultralytics"
+            config_dir.mkdir(parents=True, exist_ok=True)
+            _install_fonts(config_dir / "Ultralytics")
+            _configured = config_dir
+        # re-asserted on every call: cheap, and survives code that edits os.environ in between
+        os.environ["YOLO_OFFLINE"] = "1"
+        os.environ["YOLO_AUTOINSTALL"] = "0"
+        os.environ["YOLO_CONFIG_DIR"] = str(_configured)
+        return _configured
+
+
+def import_ultralytics() -> ModuleType:
+    """Configure offline use, import ultralytics and turn its analytics sync off.
+
+    Returns
+    -------
+    module
+        The ``ultralytics`` package.
+
+    Raises
+    ------
+    detprune.MissingDependencyError
+        If ultralytics is not installed.
+    """
+    global _synced_off
+    configure_offline()
+    from ._optional import require
+
+    ultralytics = require("ultralytics", purpose="YOLOv5 embeddings")
+    if not _synced_off:
+        with _lock:
+            try:
+                settings = ultralytics.settings
+                if settings.get("sync", True):
+                    settings.update({"sync": False})
+            except Exception as exc:  # settings file not writable: harmless, YOLO_OFFLINE holds
+                logger.debug("could not turn ultralytics sync off: %s", exc)
+            _synced_off = True
+    return ultralytics
