@@ -54,6 +54,19 @@ class PruneResult:
         return self.out / "data.yaml"
 
 
+def default_cache_dir(root: Path) -> Path:
+    """``<dataset>/.detprune/cache``, or a per-dataset folder under ``~/.cache/detprune``
+    when the dataset folder is read-only."""
+    import hashlib
+
+    if os.access(root, os.W_OK):
+        return root / ".detprune" / "cache"
+    from ._offline import detprune_home
+
+    digest = hashlib.blake2b(str(root.resolve()).encode(), digest_size=8).hexdigest()
+    return detprune_home() / "datasets" / f"{root.name}-{digest}"
+
+
 def default_out(root: Path, method: str, keep: float | None, budget: int | None, split: str) -> Path:
     tag = f"keep{round(keep * 100):d}" if keep is not None else f"n{budget}"
     suffix = "" if split == "train" else f"-{split}"
@@ -172,7 +185,7 @@ def prune(
     protected = [ds.root] + [ds.yaml] * (ds.yaml is not None)
     protected += [r.image.parent for r in records[:1]]
     out_path = check_output_dir(out_path, force=force, protected=protected)
-    cache_dir = Path(cache) if cache is not None else ds.root / ".detprune" / "cache"
+    cache_dir = Path(cache) if cache is not None else default_cache_dir(ds.root)
 
     # ---- embed
     from .features import embed_images
@@ -469,7 +482,7 @@ def embed(
     t0 = time.perf_counter()
     ds = load_dataset(data, splits=[split])
     records = ds.split(split).records
-    cache_dir = Path(cache) if cache is not None else ds.root / ".detprune" / "cache"
+    cache_dir = Path(cache) if cache is not None else default_cache_dir(ds.root)
     emb = embed_images(
         [r.image for r in records], weights=weights, imgsz=imgsz, batch=batch, device=device,
         workers=workers, cache_dir=cache_dir, keys=[_relkey(r.image, ds.root) for r in records],

@@ -169,3 +169,16 @@ def test_geometric_methods_drop_planted_duplicates(data, cache, tmp_path):
     mean_srs = sum(srs) / len(srs)
     assert redundant["mms"] < mean_srs, (redundant, srs)
     assert redundant["clc"] < mean_srs, (redundant, srs)
+
+
+def test_pruned_list_output_trains_one_epoch(data, cache, tmp_path):
+    from detprune.train import train
+
+    r = pipeline.prune(data, method="fl", keep=0.2, out=tmp_path / "p", cache=cache, **FAST)
+    before = tree_digest(data)
+    t = train(r.out, model="yolov5n.yaml", epochs=1, imgsz=64, batch=16, workers=0,
+              out=tmp_path / "run", measure_energy=False, val=False)
+    res = t.results
+    assert res["images_seen"] == r.manifest["kept"]
+    assert res["data"]["train_images"] == r.manifest["kept"]
+    assert tree_digest(data) == before

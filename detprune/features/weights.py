@@ -391,7 +391,6 @@ def resolve_weights(weights: str | os.PathLike = "auto", *, seed: int = 0) -> Re
             f"Selections will be far less meaningful; pass weights=<path to yolov5nu.pt>."
         )
         warnings.warn(message, UserWarning, stacklevel=3)
-        logger.warning(message)
         return _plan_yaml(_AUTO_FALLBACK_YAML, seed, kind="auto-random")
     path = Path(text).expanduser()
     suffix = path.suffix.lower()
