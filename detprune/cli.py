@@ -291,9 +291,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="dynamic data reduction: step:F@P (fraction F of the images for the first "
                         "P share of the epochs), increment:F (F growing linearly to 1), cut:K[:F] "
                         "(K segments, each growing from F to 1; F default 0.1)")
-    p.add_argument("--order-by", default=None, choices=["random", "manifest"],
-                   help="which images a reduced epoch uses: a new random subset per epoch "
-                        "(default) or the first of the pruning manifest's pick order")
+    p.add_argument("--order-by", default=None, metavar="ORDER",
+                   help="which images a reduced epoch uses: 'random' (a new subset per epoch, "
+                        "default), 'manifest' (the top of the pruning manifest's pick order), or a "
+                        "selection METHOD (e.g. mms, fl: the top of its full pick order over the "
+                        "training images, computed with --weights)")
+    p.add_argument("--weights", default="auto",
+                   help="embedding weights for --order-by METHOD (default auto)")
     p.add_argument("--seed", type=int, default=0, help="seed of every random step (default 0)")
     p.add_argument("--patience", type=int, default=100,
                    help="early stopping after N epochs without improvement (default 100)")
@@ -313,10 +317,18 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
+    order_by = args.order_by
+    if order_by not in (None, "random", "manifest"):
+        from . import pipeline
+
+        order_by = pipeline.rank(
+            args.data, method=order_by, weights=args.weights, imgsz=args.imgsz,
+            seed=args.seed, progress=True,
+        )
     r = train(
         args.data, model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
         device=args.device, workers=args.workers, country=args.country, out=args.out,
-        seed=args.seed, schedule=args.schedule, order_by=args.order_by, patience=args.patience,
+        seed=args.seed, schedule=args.schedule, order_by=order_by, patience=args.patience,
         val=not args.no_val, plots=args.plots, amp=not args.no_amp,
         measure_energy=not args.no_energy, force=args.force,
         keep_label_cache=args.keep_label_cache, verbose=args.verbose,

@@ -188,20 +188,12 @@ def prune(
     cache_dir = Path(cache) if cache is not None else default_cache_dir(ds.root)
 
     # ---- embed
-    from .features import embed_images
-
     with energy.phase("embed"):
-        emb = embed_images(
-            [r.image for r in records], weights=weights, imgsz=imgsz, batch=batch, device=device,
-            workers=workers, cache_dir=cache_dir,
-            keys=[_relkey(r.image, ds.root) for r in records], progress=progress, seed=seed,
+        emb, ok, usable, failed = _embed_records(
+            ds, records, split, weights=weights, imgsz=imgsz, batch=batch, device=device,
+            workers=workers, cache_dir=cache_dir, progress=progress, seed=seed,
         )
-    ok = np.asarray(emb.ok, dtype=bool)
-    failed = [(str(p), why) for p, why in emb.failures]
-    usable = [r for r, good in zip(records, ok, strict=True) if good]
     n = len(usable)
-    if n == 0:
-        raise ParameterError(f"no image of split '{split}' could be embedded")
     want = budget if budget is not None else max(1, round(keep * n))
     if want > n:
         raise ParameterError(
@@ -278,6 +270,76 @@ def prune(
 
     atomic_write_json(out_path / "manifest.json", manifest)
     return PruneResult(out_path, manifest)
+
+
+def _embed_records(ds, records, split: str, *, cache_dir: Path, **kw):
+    """Embed records; returns (embeddings, ok mask, usable records, failures)."""
+    import numpy as np
+
+    from .errors import ParameterError
+    from .features import embed_images
+
+    emb = embed_images(
+        [r.image for r in records], cache_dir=cache_dir,
+        keys=[_relkey(r.image, ds.root) for r in records], **kw,
+    )
+    ok = np.asarray(emb.ok, dtype=bool)
+    usable = [r for r, good in zip(records, ok, strict=True) if good]
+    if not usable:
+        raise ParameterError(f"no image of split '{split}' could be embedded")
+    return emb, ok, usable, [(str(p), why) for p, why in emb.failures]
+
+
+def rank(
+    data: str | os.PathLike,
+    *,
+    method: str,
+    split: str = "train",
+    weights: str = "auto",
+    imgsz: int = 640,
+    batch: int = 16,
+    device: str = "auto",
+    workers: int | None = None,
+    cache: str | os.PathLike | None = None,
+    min_per_class: int = 1,
+    min_stratum_size: int = 10,
+    box_weight: float = 0.3,
+    method_params: dict | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[Path]:
+    """Order every usable image of a split by ``method``'s pick order (budget = all).
+
+    The stratified wrapper interleaves strata, so every prefix of the order is
+    itself class-balanced: the order a data-reduction schedule takes its
+    per-epoch subsets from (``detprune train --order-by METHOD``).
+
+    Returns
+    -------
+    list of Path
+        Image paths, most preferred first; images that could not be embedded are left out.
+    """
+    from .dataset import assign_strata, box_statistics
+    from .select import build_feature_space, get_reducer, stratified_select
+
+    reducer = get_reducer(method, **(method_params or {}))
+    ds = load_dataset(data, splits=[split])
+    records = list(ds.split(split).records)
+    cache_dir = Path(cache) if cache is not None else default_cache_dir(ds.root)
+    emb, ok, usable, _ = _embed_records(
+        ds, records, split, weights=weights, imgsz=imgsz, batch=batch, device=device,
+        workers=workers, cache_dir=cache_dir, progress=progress, seed=seed,
+    )
+    stats = box_statistics(usable, ds.nc)
+    strata = assign_strata(stats.presence, ds.names, min_size=min_stratum_size)
+    X = build_feature_space(
+        emb.vectors[ok], stats.features() if box_weight > 0 else None, box_weight=box_weight, seed=seed,
+    )
+    sel = stratified_select(
+        reducer, X, len(usable), strata=strata.labels, classes=stats.presence,
+        min_per_class=min_per_class, seed=seed,
+    )
+    return [usable[i].image for i in sel.indices]
 
 
 def _relkey(p: Path, root: Path) -> str:

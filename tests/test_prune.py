@@ -182,3 +182,22 @@ def test_pruned_list_output_trains_one_epoch(data, cache, tmp_path):
     assert res["images_seen"] == r.manifest["kept"]
     assert res["data"]["train_images"] == r.manifest["kept"]
     assert tree_digest(data) == before
+
+
+def test_rank_orders_every_image_and_drives_train_order(data, cache, tmp_path):
+    kw = {k: v for k, v in FAST.items() if k != "measure_energy"}
+    order = pipeline.rank(data, method="mms", cache=cache, **kw)
+    images = sorted((data / "images" / "train").glob("*.jpg"))
+    assert sorted(order) == images and order != images
+    # the top of the order is class-balanced: the rare class shows up early
+    from detprune.dataset import load_dataset
+
+    rare = {r.image for r in load_dataset(data).split("train").records if 4 in r.classes.tolist()}
+    assert rare & set(order[: len(order) // 4])
+
+    from detprune.train import train
+
+    res = train(data, model="yolov5n.yaml", epochs=1, imgsz=64, batch=16, workers=0,
+                out=tmp_path / "run", measure_energy=False, val=False,
+                schedule="step:0.3@1.0", order_by=order).results
+    assert res["images_seen"] == round(0.3 * len(images))

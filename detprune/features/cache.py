@@ -51,6 +51,8 @@ from typing import Any
 
 import numpy as np
 
+from .._io import atomic_write_bytes as _atomic_write_bytes
+
 __all__ = ["MAX_SEGMENTS", "CacheWarning", "EmbeddingCache", "Lookup"]
 
 logger = logging.getLogger("detprune.features")
@@ -89,19 +91,6 @@ def store_id(identity: Mapping[str, Any]) -> str:
     """Short hash naming the store of an embedding identity."""
     data = json.dumps(dict(identity), sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(data).hexdigest()[:16]
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 @contextlib.contextmanager
