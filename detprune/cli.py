@@ -188,6 +188,9 @@ def format_prune_report(m: dict, out) -> str:
     fails = m["source"]["images_failed_embedding"] + m["source"]["images_excluded_unreadable"]
     if fails:
         lines.append(f"  {len(fails)} images could not be read and were left out (see manifest.json)")
+    if m["source"].get("problem_count"):
+        lines.append(f"  {m['source']['problem_count']} dataset problems (bad label lines are left out); "
+                     "see manifest.json or `detprune inspect`")
     lines.append("")
     lines.append(f"output: {out}")
     lines.append(f"train with: yolo train data={out}/data.yaml")

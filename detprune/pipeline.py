@@ -257,7 +257,7 @@ def prune(
         manifest = _manifest(
             ds=ds, split=split, data=data, reducer=reducer, sel=sel, picked=picked, usable=usable,
             records=records, stats=stats, strata=strata, eps=eps, emb=emb, failed=failed,
-            excluded=list(sp.excluded), keep=keep, budget=want, seed=seed, materialize=materialize,
+            excluded=list(sp.excluded), problems=list(sp.problems), keep=keep, budget=want, seed=seed, materialize=materialize,
             settings={"min_per_class": min_per_class, "min_stratum_size": min_stratum_size,
                       "box_weight": box_weight, "pca_dim": pca_dim, "dedup": dedup_info},
             fingerprint=fingerprint(ds.names, [r.image for r in records], [r.label for r in records], ds.root),
@@ -376,7 +376,7 @@ def _class_table(ds, stats, kept_idx) -> dict:
 
 
 def _manifest(*, ds, split, data, reducer, sel, picked, usable, records, stats, strata, eps, emb,
-              failed, excluded, keep, budget, seed, materialize, settings, fingerprint, energy,
+              failed, excluded, problems, keep, budget, seed, materialize, settings, fingerprint, energy,
               started) -> dict:
     import numpy as np
 
@@ -395,6 +395,8 @@ def _manifest(*, ds, split, data, reducer, sel, picked, usable, records, stats, 
             "images": len(records),
             "images_excluded_unreadable": excluded,
             "images_failed_embedding": [{"path": p, "reason": r} for p, r in failed],
+            "problem_count": len(problems),
+            "problems": [p.to_dict() for p in problems[:1000]],
         },
         "names": list(ds.names),
         "method": reducer.name,

@@ -201,3 +201,20 @@ def test_rank_orders_every_image_and_drives_train_order(data, cache, tmp_path):
                 out=tmp_path / "run", measure_energy=False, val=False,
                 schedule="step:0.3@1.0", order_by=order).results
     assert res["images_seen"] == round(0.3 * len(images))
+
+
+def test_broken_labels_are_reported_not_fatal(tmp_path, cache):
+    src = tmp_path / "broken"
+    shutil.copytree(SAMPLE_DATA, src)
+    label = sorted((src / "labels" / "train").glob("*.txt"))[0]
+    label.write_text("0 0.5 0.5 0.2\n9 0.1 0.1 0.1 0.1\n")
+    img = sorted((src / "images" / "train").glob("*.jpg"))[1]
+    img.write_bytes(img.read_bytes()[:400])
+    before = tree_digest(src)
+    r = pipeline.prune(src, method="mms", keep=0.3, out=tmp_path / "o", cache=tmp_path / "c", **FAST)
+    src_info = r.manifest["source"]
+    kinds = {(p["kind"], p["line"]) for p in src_info["problems"]}
+    assert {("field-count", 1), ("class-id", 2)} <= kinds
+    assert any(img.name in p for p in src_info["images_excluded_unreadable"])
+    assert img.name not in (r.out / "train.txt").read_text()
+    assert tree_digest(src) == before
