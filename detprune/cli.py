@@ -193,7 +193,7 @@ def format_prune_report(m: dict, out) -> str:
                      "see manifest.json or `detprune inspect`")
     lines.append("")
     lines.append(f"output: {out}")
-    lines.append(f"train with: yolo train data={out}/data.yaml")
+    lines.append(f"train with: detprune train {out} --epochs 50   (or: yolo train data={out}/data.yaml)")
     return "\n".join(lines)
 
 
