@@ -218,3 +218,16 @@ def test_broken_labels_are_reported_not_fatal(tmp_path, cache):
     assert any(img.name in p for p in src_info["images_excluded_unreadable"])
     assert img.name not in (r.out / "train.txt").read_text()
     assert tree_digest(src) == before
+
+
+def test_cli_embed_caches_and_saves(data, tmp_path, capsys):
+    import numpy as np
+
+    args = ["embed", str(data), "--weights", "yolov5n.yaml", "--imgsz", "64", "--quiet",
+            "--cache", str(tmp_path / "c")]
+    n = len(list((data / "images" / "train").glob("*.jpg")))
+    assert main([*args, "--save", str(tmp_path / "e.npy")]) == 0
+    assert f"({n} computed, 0 from cache, 0 failed)" in capsys.readouterr().out
+    assert np.load(tmp_path / "e.npy").shape == (n, 448)
+    assert main(args) == 0
+    assert f"(0 computed, {n} from cache" in capsys.readouterr().out
