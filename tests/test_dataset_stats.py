@@ -71,3 +71,20 @@ def test_strata_merge_chain_and_determinism():
     multi = [i for i, k in enumerate(a.keys) if len(k) > 1]
     assert all(sizes[i] >= 8 for i in multi)
     assert sizes.sum() == 300
+
+
+def test_merging_never_cycles():
+    # {ring} is tiny and joins {circle, ring}, which is tiny too and would drop circle
+    # and fall back into {ring}: this must terminate with one stratum for both.
+    rows = [{3}] * 2 + [{0, 3}] * 3 + [{0}] * 20 + [{0, 1}] * 20
+    st = assign_strata(presence(rows), "abcd", min_size=10)
+    assert st.labels[0] == st.labels[2]
+    assert sum(st.sizes().values()) == len(rows)
+
+
+def test_merging_terminates_on_random_presence():
+    rng = np.random.default_rng(1)
+    for trial in range(30):
+        p = rng.random((int(rng.integers(5, 80)), 5)) < rng.random(5)
+        st = assign_strata(p, "abcde", min_size=int(rng.integers(2, 30)))
+        assert len(st.labels) == len(p), trial

@@ -192,6 +192,9 @@ def assign_strata(
                 target = tuple(x for x in k if x != drop)
                 mapping.setdefault(target, target)
                 counts.setdefault(target, 0)
+                target = resolve(target)
+                if target == k:  # its subset was already merged into it: stays as it is
+                    continue
             mapping[k] = target
             changed = True
             break
