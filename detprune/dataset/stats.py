@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import heapq
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -165,39 +166,51 @@ def assign_strata(
     keys = [tuple(np.flatnonzero(row).tolist()) for row in presence]
     counts = Counter(keys)
     mapping = {k: k for k in counts}
+    size = dict(counts)  # root -> images
+    roots_with: dict[int, set] = defaultdict(set)  # class -> roots containing it
+    for k in counts:
+        for c_ in k:
+            roots_with[c_].add(k)
 
     def resolve(k: tuple[int, ...]) -> tuple[int, ...]:
-        while mapping[k] != k:
-            k = mapping[k]
-        return k
+        root = k
+        while mapping[root] != root:
+            root = mapping[root]
+        while mapping[k] != root:  # path compression
+            mapping[k], k = root, mapping[k]
+        return root
 
-    changed = True
-    while changed:
-        changed = False
-        sizes = Counter()
-        for k, cnt in counts.items():
-            sizes[resolve(k)] += cnt
-        # smallest, most specific strata first, deterministic order
-        for k in sorted(sizes, key=lambda k: (sizes[k], -len(k), k)):
-            if not k or sizes[k] >= min_size or mapping[k] != k:
+    # smallest, most specific strata first; a merged-into stratum that is still
+    # too small comes back with its new size. Each merge shortens the total length
+    # of the roots' class sets, so this ends.
+    heap = [(n_, -len(k), k) for k, n_ in size.items() if k and n_ < min_size]
+    heapq.heapify(heap)
+    while heap:
+        n_, _, k = heapq.heappop(heap)
+        if mapping[k] != k or size[k] != n_:
+            continue
+        if len(k) == 1:
+            # a rare single class joins the largest stratum that contains it
+            supersets = [r for r in roots_with[k[0]] if r != k]
+            if not supersets:
                 continue
-            if len(k) == 1:
-                # a rare single class joins the largest stratum that contains it
-                supersets = [r for r in sizes if r != k and set(k) < set(r)]
-                if not supersets:
-                    continue
-                target = max(supersets, key=lambda r: (sizes[r], tuple(-x for x in r)))
-            else:
-                drop = min(k, key=commonness.__getitem__)
-                target = tuple(x for x in k if x != drop)
-                mapping.setdefault(target, target)
-                counts.setdefault(target, 0)
-                target = resolve(target)
-                if target == k:  # its subset was already merged into it: stays as it is
-                    continue
-            mapping[k] = target
-            changed = True
-            break
+            target = max(supersets, key=lambda r: (size[r], tuple(-x for x in r)))
+        else:
+            drop = min(k, key=commonness.__getitem__)
+            sub = tuple(x for x in k if x != drop)
+            if sub not in mapping:
+                mapping[sub], size[sub] = sub, 0
+                for c_ in sub:
+                    roots_with[c_].add(sub)
+            target = resolve(sub)
+            if target == k:  # its subset was already merged into it: stays as it is
+                continue
+        mapping[k] = target
+        size[target] += size.pop(k)
+        for c_ in k:
+            roots_with[c_].discard(k)
+        if size[target] < min_size:
+            heapq.heappush(heap, (size[target], -len(target), target))
 
     final = sorted({resolve(k) for k in keys if k}, key=lambda k: (len(k), k))
     if any(not k for k in keys):
