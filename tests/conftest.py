@@ -73,3 +73,17 @@ def tree_digest(root: Path) -> dict[str, tuple[int, str]]:
         if p.is_file() and ".detprune" not in p.parts:
             out[str(p.relative_to(root))] = (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest())
     return out
+
+
+def _hypothesis_profiles() -> None:
+    """CI draws the same examples every run, so a red build is reproducible."""
+    import os
+
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, deadline=None)
+    if os.environ.get("CI"):
+        settings.load_profile("ci")
+
+
+_hypothesis_profiles()
