@@ -241,19 +241,11 @@ def prune(
             eps = _epsilon_dict(epsilon(X, picked, labels=stats.presence), ds.names)
 
     # ---- export
-    from .export import fingerprint, materialize_split, write_data_yaml, write_manifest
+    from .export import fingerprint, write_manifest
 
     kept = [usable[i] for i in picked]
     with energy.phase("export"), atomic_output_dir(out_path) as tmp:
-        entries: dict[str, str | list[str]] = {}
-        for name in ds.splits:
-            if name == split:
-                entries[name] = materialize_split(
-                    tmp, out_path, name, [r.image for r in kept], [r.label for r in kept], materialize
-                )
-            else:
-                entries[name] = _original_entry(ds, name)
-        write_data_yaml(tmp / "data.yaml", ds.names, entries)
+        _write_tree(tmp, out_path, ds, split, kept, materialize)
         manifest = _manifest(
             ds=ds, split=split, data=data, reducer=reducer, sel=sel, picked=picked, usable=usable,
             records=records, stats=stats, strata=strata, eps=eps, emb=emb, failed=failed,
@@ -347,6 +339,19 @@ def _relkey(p: Path, root: Path) -> str:
         return p.relative_to(root).as_posix()
     except ValueError:
         return p.as_posix()
+
+
+def _write_tree(tmp: Path, out: Path, ds, split: str, kept, materialize: str) -> None:
+    """Materialise the kept images of ``split`` and a data.yaml whose other splits are the originals."""
+    from .export import materialize_split, write_data_yaml
+
+    entries: dict[str, str | list[str]] = {}
+    for name in ds.splits:
+        entries[name] = (
+            materialize_split(tmp, out, name, [r.image for r in kept], [r.label for r in kept], materialize)
+            if name == split else _original_entry(ds, name)
+        )
+    write_data_yaml(tmp / "data.yaml", ds.names, entries)
 
 
 def _original_entry(ds, name: str) -> str | list[str]:
@@ -486,9 +491,7 @@ def export(
         atomic_output_dir,
         check_output_dir,
         fingerprint,
-        materialize_split,
         read_manifest,
-        write_data_yaml,
     )
 
     validate_params("export", {"materialize": materialize}, {"materialize": Options(MATERIALIZE_MODES)})
@@ -511,13 +514,7 @@ def export(
     out_path = check_output_dir(Path(out), force=force, protected=[ds.root])
     m = dict(m, materialize=materialize)
     with atomic_output_dir(out_path) as tmp:
-        entries: dict[str, str | list[str]] = {}
-        for name in ds.splits:
-            entries[name] = (
-                materialize_split(tmp, out_path, name, [r.image for r in kept], [r.label for r in kept], materialize)
-                if name == split else _original_entry(ds, name)
-            )
-        write_data_yaml(tmp / "data.yaml", ds.names, entries)
+        _write_tree(tmp, out_path, ds, split, kept, materialize)
         (tmp / "manifest.json").write_text(json.dumps(m, indent=2, allow_nan=True) + "\n")
         src_csv = Path(manifest)
         src_csv = (src_csv if src_csv.is_dir() else src_csv.parent) / "manifest.csv"
