@@ -28,6 +28,8 @@ Usage::
     python scripts/bench_select.py                    # n = 1k, 5k, 20k; d = 448, 768
     python scripts/bench_select.py --n 20000 --d 768
     python scripts/bench_select.py --quick            # n = 1k, 5k; d = 448
+    python scripts/bench_select.py --n 20000 --d 768 --methods mms          # MMS and eps[mms]
+    python scripts/bench_select.py --n 20000 --d 768 --methods mms --no-eps # MMS only
 """
 
 from __future__ import annotations
@@ -279,7 +281,7 @@ def run(
                     row["ref"], row["ref_sec"] = "scipy kmeans2", ref_sec
                 rows.append(row)
                 print(fmt_row(row), flush=True)
-            for name in [m for m in ("mms", "srs") if m in kept_sets]:
+            for name in [m for m in ("mms", "srs") if m in kept_sets and not args.no_eps]:
                 kept = kept_sets[name]
                 rep, sec, mib = timed(partial(epsilon, X, kept, labels=y))
                 row = {
@@ -336,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="n = 1k, 5k and d = 448 only")
     p.add_argument("--no-ref", action="store_true", help="skip the reference implementations")
+    p.add_argument("--no-eps", action="store_true", help="skip the ε rows")
     args = p.parse_args(argv)
     if args.quick:
         args.n = [n for n in args.n if n <= 5000] or [1000]

@@ -11,20 +11,28 @@ A naive implementation computes one distance row (an ``n x d`` matrix-vector
 product) per pick: memory bound, about 2-3 ms per pick for n=20k, d=768.
 Here picks are made in *batches* from a speculative candidate set:
 
-1. ``S`` = the ``batch_size`` unpicked images with the largest current
-   min-distance ``m``; ``tau`` = the largest ``m`` outside ``S``.
-2. The ``S x S`` squared distances are computed with one small matrix product.
+1. ``S`` = the ``B`` unpicked images with the largest current min-distance ``m``
+   (``B`` adapts to the picks the previous batch made, at most ``batch_size``);
+   ``tau`` = the largest ``m`` outside ``S``.
+2. The ``S x S`` squared distances are computed with small matrix products.
 3. The greedy is simulated inside ``S`` (updating ``m`` on ``S`` only) for as long
    as the best value in ``S`` provably exceeds ``tau`` -- no image outside ``S``
    can then be the next pick, because ``m`` only decreases.
 4. ``m`` is updated for all ``n`` images with the distance rows of the batch's
    picks, as one matrix product (BLAS-3, compute bound; float64).
 
+With at least 2048 rows, the rows are first grouped into cells (nearest of up to
+128 centres from a few Lloyd steps on a sample; stored contiguously). A pick ``c``
+can lower ``m`` in the cell of centre ``z`` and radius ``rho`` only if
+``d(c, z) - rho`` is below the cell's largest ``m``; steps 2 and 4 skip all other
+(pick, cell) pairs. The cells only save work: the picks do not depend on them.
+
 Distances use ``||x||^2 - 2 x.c + ||c||^2`` on mean-centred float64 data, whose
 rounding error is bounded by ``eps = 8 (2d + 7) u max||x||^2`` (``u`` = 2^-53).
 Whenever the decision between the leader and another image is within ``2 eps``,
-the contenders' min-distances are recomputed exactly as
-``sum((x - c)**2)`` in float64 over all picked centres (cached incrementally), so
+the contenders' min-distances are recomputed exactly as ``sum((x - c)**2)`` in
+float64, over the picked centres within ``2 eps`` of the nearest one by the norm
+trick (a BLAS pass; cached incrementally), so
 the picks are *identical* to the naive float64 reference, ties included.
 On a CUDA host (``device="auto"``/``"cuda"``) the matrix products run in torch on
 the GPU.
@@ -44,17 +52,22 @@ from .base import Reducer
 __all__ = ["MMS", "farthest_points"]
 
 _U64 = 2.0**-53
-#: cells are formed only while they hold at least this many rows on average
-_ROWS_PER_CELL = 64
+#: cells hold at least this many rows on average (no cells below 8 of them)
+_ROWS_PER_CELL = 256
+#: at most this many cells
+_MAX_CELLS = 128
+#: rows per chunk of the set-up passes
+_CHUNK = 1024
 
 
 class _NumpyBackend:
     """Squared distances by the norm trick with NumPy float64 BLAS.
 
-    With ``groups`` set (rows stored contiguously per Voronoi cell of some pivot
-    picks), :meth:`update` skips every cell that no new pick can reach: for a row
-    ``x`` in the cell of pivot ``p`` with radius ``rho``, ``d(x, c) >= d(c, p) - rho``,
-    so the cell is skipped when that bound exceeds the largest current min-distance
+    With ``groups`` set (rows stored contiguously per cell; a cell = the rows nearest
+    one centre, a centroid of a few Lloyd steps seeded by early picks), :meth:`update`
+    and :meth:`gram` skip every (pick, cell) pair that cannot change anything: for a
+    row ``x`` in the cell of centre ``z`` with radius ``rho``, ``d(x, c) >= d(c, z) - rho``,
+    so the pair is skipped when that bound exceeds the largest current min-distance
     in the cell (with a rounding margin). This only saves work; values are unchanged.
     """
 
@@ -66,7 +79,8 @@ class _NumpyBackend:
         self.sq = sq
         self.block = block
         self.margin = 4.0 * np.sqrt(eps) + 1e-9 * np.sqrt(float(sq.max()) + 1e-300)
-        self.groups: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        #: (starts (g + 1,), centres (g, d), squared norms of the centres (g,), radii (g,))
+        self.groups: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def dist(self, a: np.ndarray, b: np.ndarray | slice) -> np.ndarray:
         """Squared distances between rows ``a`` and rows ``b`` (clamped at 0)."""
@@ -76,8 +90,48 @@ class _NumpyBackend:
         np.maximum(G, 0.0, out=G)
         return G
 
-    def gram(self, S: np.ndarray) -> np.ndarray:
-        return self.dist(S, S)
+    def _reach(self, idx: np.ndarray, top: np.ndarray) -> np.ndarray:
+        """``need[i, g]``: pick ``idx[i]`` may come nearer than ``sqrt(top[g])`` to a row of cell g."""
+        _, C, csq, rho = self.groups  # type: ignore[misc]
+        D = (self.Xc[idx] * -2.0) @ C.T
+        D += self.sq[idx][:, None]
+        D += csq[None, :]
+        reach = np.sqrt(np.maximum(D, 0.0)) - rho[None, :]
+        return reach < (np.sqrt(np.maximum(top, 0.0)) + self.margin)[None, :]
+
+    def _gram_rows(self, G: np.ndarray, S: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+        """``G[a][:, b] = d2(S[a], S[b])`` (one task; ``b`` a contiguous range)."""
+        G[np.ix_(a, b)] = self.dist(S[a], S[b])
+
+    def gram(self, S: np.ndarray, mS: np.ndarray) -> np.ndarray:
+        """Squared distances within the (sorted) candidate set ``S``, threaded.
+
+        With cells, ``G[j, i]`` is computed only where the bound allows
+        ``d(S[j], S[i])^2 < mS[i]``; the other entries are ``inf`` (picking ``S[j]``
+        cannot lower ``mS[i]``, exactly as :meth:`update` skips them).
+        """
+        B = S.size
+        rows = np.arange(B)
+        if self.groups is None:
+            G = np.empty((B, B))
+            step = max(32, -(-B // self.workers.workers))
+            tasks = [(G, S, rows[s : s + step], rows) for s in range(0, B, step)]
+            self.workers.run(self._gram_rows, tasks)
+            return G
+        starts = self.groups[0]
+        cell = np.searchsorted(starts, S, side="right") - 1
+        ucell, first = np.unique(cell, return_index=True)
+        bounds = np.append(first, B)
+        top = np.full(starts.size - 1, -np.inf)
+        top[ucell] = np.maximum.reduceat(mS, first)
+        need = self._reach(S, top)[:, ucell]
+        G = np.full((B, B), np.inf)
+        tasks = [
+            (G, S, np.flatnonzero(need[:, g]), rows[bounds[g] : bounds[g + 1]])
+            for g in range(ucell.size)
+        ]
+        self.workers.run(self._gram_rows, tasks)
+        return G
 
     def _rows(self, m: np.ndarray, idx: np.ndarray, s: int, e: int) -> None:
         """``m[s:e] = min(m[s:e], min over picks idx of d2)`` (one task)."""
@@ -95,10 +149,8 @@ class _NumpyBackend:
             spans = [(0, n)]
             subsets = [idx]
         else:
-            starts, pivots, rho = self.groups
-            top = np.maximum.reduceat(m, starts[:-1])
-            reach = np.sqrt(self.dist(idx, pivots)) - rho[None, :]
-            need = reach < (np.sqrt(np.maximum(top, 0.0)) + self.margin)[None, :]
+            starts = self.groups[0]
+            need = self._reach(idx, np.maximum.reduceat(m, starts[:-1]))
             cols = np.flatnonzero(need.any(axis=0))
             spans = [(int(starts[g]), int(starts[g + 1])) for g in cols]
             subsets = [idx[need[:, g]] for g in cols]
@@ -123,10 +175,17 @@ class _TorchBackend:
         self.sq = torch.from_numpy(sq).to(self.device)
         self.block = block
 
+    def dist(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Squared distances between rows ``a`` and rows ``b`` (clamped at 0), as NumPy."""
+        A, B = self.Xc[self._idx(a)], self.Xc[self._idx(b)]
+        sa, sb = self.sq[self._idx(a)], self.sq[self._idx(b)]
+        G = self.torch.addmm(sa[:, None] + sb[None, :], A, B.T, alpha=-2.0)
+        return G.clamp_min_(0.0).cpu().numpy()
+
     def _idx(self, idx: np.ndarray):
         return self.torch.from_numpy(np.ascontiguousarray(idx, dtype=np.int64)).to(self.device)
 
-    def gram(self, S: np.ndarray) -> np.ndarray:
+    def gram(self, S: np.ndarray, mS: np.ndarray) -> np.ndarray:
         t = self._idx(S)
         XS = self.Xc[t]
         sqS = self.sq[t]
@@ -145,6 +204,68 @@ class _TorchBackend:
             out.append(R.amin(dim=0) + self.sq[s:e])
         mm = self.torch.cat(out).clamp_min_(0.0).cpu().numpy()
         np.minimum(m, mm, out=m)
+
+
+def _cells(
+    X: np.ndarray, mu: np.ndarray, sq: np.ndarray, g: int, iters: int = 2, sample: int = 1024
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group the rows around ``g`` centres (speed only: any grouping gives the same picks).
+
+    The centres come from a few Lloyd steps on a strided sample of about ``sample``
+    rows, seeded by a farthest-point pass on that sample; every row is then assigned
+    to its nearest centre in float64 (in chunks: no full-size temporaries).
+
+    Parameters
+    ----------
+    X : ndarray of float32 or float64, shape (n, d)
+        Raw rows.
+    mu : ndarray of float64, shape (d,)
+        The mean row (distances are computed on ``X - mu``).
+    sq : ndarray of float64, shape (n,)
+        Squared norms of ``X - mu``.
+    g : int
+        Number of centres, ``1 <= g <= n``.
+
+    Returns
+    -------
+    lab : ndarray of int64, shape (n,)
+        Index of the nearest centre of each row.
+    centres : ndarray of float64, shape (g, d)
+        Centred coordinates of the centres.
+    dmin : ndarray of float64, shape (n,)
+        Squared distance (norm trick, clamped at 0) of each row to its centre.
+    """
+    n = X.shape[0]
+    Xs = np.subtract(X[:: max(1, n // sample)], mu, dtype=np.float64)
+    ssq = (Xs**2).sum(axis=1)
+    seeds = [int(np.argmin(ssq))]
+    ms = np.full(Xs.shape[0], np.inf)
+    for _ in range(min(g, Xs.shape[0]) - 1):
+        c = seeds[-1]
+        np.minimum(ms, ssq + ssq[c] - 2.0 * (Xs @ Xs[c]), out=ms)
+        ms[seeds] = -np.inf
+        seeds.append(int(np.argmax(ms)))
+    C = Xs[seeds].copy()
+    g = C.shape[0]
+    for _ in range(iters):
+        D = ssq[:, None] + (C**2).sum(axis=1)[None, :] - 2.0 * (Xs @ C.T)
+        lab = D.argmin(axis=1)
+        counts = np.bincount(lab, minlength=g)
+        onehot = np.zeros((g, Xs.shape[0]))
+        onehot[lab, np.arange(Xs.shape[0])] = 1.0
+        live = counts > 0
+        C[live] = (onehot @ Xs)[live] / counts[live][:, None]
+    csq = (C**2).sum(axis=1)
+    lab = np.empty(n, dtype=np.int64)
+    dmin = np.empty(n)
+    for s in range(0, n, _CHUNK):
+        e = min(n, s + _CHUNK)
+        D = (np.subtract(X[s:e], mu, dtype=np.float64) @ C.T) * -2.0
+        D += csq[None, :]
+        D += sq[s:e, None]
+        lab[s:e] = D.argmin(axis=1)
+        dmin[s:e] = np.maximum(D[np.arange(e - s), lab[s:e]], 0.0)
+    return lab, C, dmin
 
 
 def farthest_points(
@@ -185,23 +306,46 @@ def _farthest(
 ) -> tuple[np.ndarray, np.ndarray]:
     X = np.asarray(X)
     n, d = X.shape
-    X64 = np.asarray(X, dtype=np.float64)
-    mu = X64.mean(axis=0)
-    Xc = X64 - mu
-    sq = (Xc**2).sum(axis=1)  # equals the naive reference's distance to the mean
-    del X64
+    # No full-size temporaries: fresh memory is slow to fault in on some hosts.
+    mu = X.mean(axis=0, dtype=np.float64)  # = X.astype(float64).mean(axis=0)
+    sq = np.empty(n)
+    for s in range(0, n, _CHUNK):  # row by row as ((X - mu)**2).sum(axis=1): the naive
+        sq[s : s + _CHUNK] = (np.subtract(X[s : s + _CHUNK], mu, dtype=np.float64) ** 2).sum(
+            axis=1
+        )  # reference's distance to the mean
     first = int(np.argmin(sq))
     eps = 8.0 * (2 * d + 7) * _U64 * float(sq.max()) + 1e-300
+    margin = 4.0 * np.sqrt(eps) + 1e-9 * np.sqrt(float(sq.max()) + 1e-300)
+
+    # Per-row state lives in an internal row order (grouped by cell); ``orig`` maps
+    # internal -> original row index. Picks are recorded as original rows.
+    orig = np.arange(n)
+    groups = None
+    if dev == "cpu" and n >= _ROWS_PER_CELL * 8:
+        g = int(min(_MAX_CELLS, n // _ROWS_PER_CELL))
+        lab, centres, dmin = _cells(X, mu, sq, g)
+        g = centres.shape[0]
+        orig = np.argsort(lab, kind="stable")
+        counts = np.bincount(lab, minlength=g)
+        keep = counts > 0
+        starts = np.concatenate([[0], np.cumsum(counts[keep])])
+        rho = np.zeros(g)
+        np.maximum.at(rho, lab, dmin)
+        rho = np.sqrt(rho[keep]) + margin
+        centres = np.ascontiguousarray(centres[keep])
+        groups = (starts, centres, (centres**2).sum(axis=1), rho)
+        sq = sq[orig]
+        first = int(np.flatnonzero(orig == first)[0])
+    Xc = np.empty((n, d))
+    for s in range(0, n, _CHUNK):
+        np.subtract(X[orig[s : s + _CHUNK]], mu, out=Xc[s : s + _CHUNK])
 
     backend: Any
     if dev == "cpu":
         backend = _NumpyBackend(Xc, sq, eps, workers)
+        backend.groups = groups
     else:  # "cuda", or "torch-cpu" (the torch code path on the CPU, for tests)
         backend = _TorchBackend(Xc, sq, "cpu" if dev == "torch-cpu" else dev)
-
-    # Per-row state lives in an internal row order (permuted when cells are formed);
-    # ``orig`` maps internal -> original row index. Picks are recorded as original rows.
-    orig = np.arange(n)
     picks = np.empty(k, dtype=np.int64)
     internal = np.empty(k, dtype=np.int64)
     before = np.empty(k, dtype=np.float64)  # squared min-distance of each pick when picked
@@ -212,15 +356,31 @@ def _farthest(
     npk = 0
 
     def exact(idx: np.ndarray) -> np.ndarray:
-        """Exact float64 min squared distance of (internal) rows ``idx`` to the current picks."""
-        for i in idx:
-            c0 = exact_cnt[i]
-            if c0 < npk and exact_m[i] > 0.0:
-                x = np.asarray(X[orig[i]], dtype=np.float64)
-                C = np.asarray(X[picks[c0:npk]], dtype=np.float64)  # raw rows of the picks
-                D = ((C - x) ** 2).sum(axis=1)
-                exact_m[i] = min(exact_m[i], float(D.min()))
-            exact_cnt[i] = npk
+        """Exact float64 min squared distance of (internal) rows ``idx`` to the current picks.
+
+        The approximate distances (norm trick, error <= ``eps``) to the picks not yet
+        folded into ``exact_m`` are computed with BLAS; only the picks within ``2 eps`` of
+        the approximate minimum can be the exact minimiser, and only those are evaluated
+        as ``sum((x - c)**2)`` on the raw rows.
+        """
+        todo = idx[(exact_cnt[idx] < npk) & (exact_m[idx] > 0.0)]
+        for a in range(0, todo.size, 64):
+            rows = todo[a : a + 64]
+            lo = int(exact_cnt[rows].min())
+            A = np.full((rows.size, npk - lo), np.inf)
+            for b in range(lo, npk, 4096):
+                e = min(npk, b + 4096)
+                A[:, b - lo : e - lo] = backend.dist(rows, internal[b:e])
+            A[np.arange(npk - lo)[None, :] < (exact_cnt[rows] - lo)[:, None]] = np.inf
+            ri, ci = np.nonzero(A <= A.min(axis=1, keepdims=True) + 2.0 * eps)
+            best = np.full(rows.size, np.inf)
+            for b in range(0, ri.size, 2048):
+                r, c = ri[b : b + 2048], ci[b : b + 2048]
+                x = np.asarray(X[orig[rows[r]]], dtype=np.float64)
+                D = ((x - np.asarray(X[picks[c + lo]], dtype=np.float64)) ** 2).sum(axis=1)
+                np.minimum.at(best, r, D)
+            exact_m[rows] = np.minimum(exact_m[rows], best)
+        exact_cnt[idx] = npk
         return exact_m[idx]
 
     def resolve(cands: np.ndarray) -> tuple[int, float]:
@@ -240,46 +400,14 @@ def _farthest(
         picked[g] = True
         npk += 1
 
-    cells = 32 if isinstance(backend, _NumpyBackend) else 0
-
     add(first, np.inf)
     backend.update(m, np.array([first]))
     m[picked] = -np.inf
 
+    cap = min(batch_size, 16)  # candidate-set size, adapted to the picks per batch
     while npk < k:
-        if cells and npk >= cells and n >= _ROWS_PER_CELL * cells:
-            # Group rows into the Voronoi cells of the first ``cells`` picks (speed only).
-            piv = internal[:cells].copy()
-            lab = np.empty(n, dtype=np.int64)
-            dmin = np.empty(n)
-            for s in range(0, n, 8192):
-                D = backend.dist(piv, slice(s, min(n, s + 8192)))
-                lab[s : s + D.shape[1]] = D.argmin(axis=0)
-                dmin[s : s + D.shape[1]] = D.min(axis=0)
-            perm = np.argsort(lab, kind="stable")
-            inv = np.empty(n, dtype=np.int64)
-            inv[perm] = np.arange(n)
-            counts = np.bincount(lab, minlength=cells)
-            keep = counts > 0
-            starts = np.concatenate([[0], np.cumsum(counts[keep])])
-            rho = np.zeros(cells)
-            np.maximum.at(rho, lab, dmin)
-            rho = np.sqrt(rho[keep]) + backend.margin
-            Xc = Xc[perm]
-            sq = sq[perm]
-            backend.Xc, backend.sq = Xc, sq
-            backend.groups = (starts, inv[piv][keep], rho)
-            m, picked, exact_m, exact_cnt, orig = (
-                m[perm],
-                picked[perm],
-                exact_m[perm],
-                exact_cnt[perm],
-                orig[perm],
-            )
-            internal[:npk] = inv[internal[:npk]]
-            cells = cells * 4 if n >= _ROWS_PER_CELL * cells * 4 else 0
         remaining = n - npk
-        B = min(batch_size, remaining)
+        B = min(cap, remaining)
         if B < remaining:
             part = np.argpartition(m, n - B - 1)
             S = np.sort(part[n - B :])
@@ -295,8 +423,8 @@ def _farthest(
             backend.update(m, np.array([g]))
             m[picked] = -np.inf
             continue
-        G = backend.gram(S)
         mS = m[S].copy()
+        G = backend.gram(S, mS)
         new: list[int] = []
         while npk < k:
             j = int(np.argmax(mS))
@@ -314,6 +442,7 @@ def _farthest(
         if new:
             backend.update(m, S[np.array(new)])
         m[picked] = -np.inf
+        cap = int(min(batch_size, max(16, 2 * len(new) + 16)))
 
     final = 0.0
     if npk < n:
