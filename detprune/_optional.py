@@ -10,7 +10,8 @@ from .errors import MissingDependencyError
 _HINTS = {
     "faiss": 'pip install "detprune[cpu]"  (or "detprune[gpu]" on a CUDA host)',
     "ripser": 'pip install "detprune[topology]"',
-    "ray": 'pip install "ray[data]"',
+    "ray": 'pip install "detprune[ray]"',
+    "pyarrow": 'pip install "detprune[ray]"',
     "matplotlib": "pip install matplotlib",
     "codecarbon": "pip install codecarbon",
     "ultralytics": "pip install ultralytics",

@@ -104,6 +104,10 @@ def _add_prune(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pca", type=int, default=None, metavar="D", help="PCA-reduce embeddings to D dims")
     p.add_argument("--dedup-threshold", type=float, default=None, metavar="T",
                    help="first drop near-duplicates closer than T (L2 in the selection space)")
+    p.add_argument("--knn-index", default="exact", choices=["exact", "auto", "ivf", "hnsw"],
+                   help="k-NN search of the graph-based methods: exact (default); auto: IVF from "
+                        "200k images; ivf/hnsw: approximate; recall@k is measured and recorded "
+                        "in the manifest")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="extra method parameter (repeatable), e.g. --param temperature=0.5")
     p.add_argument("--country", default=None, help="ISO alpha-3 country for CO2 (e.g. ESP)")
@@ -138,6 +142,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         imgsz=args.imgsz, batch=args.batch, device=args.device, workers=args.workers,
         cache=args.cache, min_per_class=args.min_per_class, min_stratum_size=args.min_stratum_size,
         box_weight=args.box_weight, pca_dim=args.pca, dedup_threshold=args.dedup_threshold,
+        knn_index=args.knn_index,
         method_params=_parse_params(args.param), country=args.country,
         measure_energy=not args.no_energy, force=args.force, progress=not args.quiet,
         verbose=args.verbose,
@@ -245,6 +250,15 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="train")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--save", default=None, metavar="FILE.npy", help="also save the matrix as .npy")
+    p.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="local: this machine (default); ray: a Ray cluster, one model per actor, "
+                        "GPU actors when it has GPUs (needs `pip install \"detprune[ray]\"`; "
+                        "images and --cache on storage shared by all nodes; see docs/scaling.md)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --engine ray: 'auto' (the cluster started with `ray start`) or "
+                        "HOST:PORT (default: a private Ray instance on this machine)")
+    p.add_argument("--ray-actors", type=int, default=None, metavar="N",
+                   help="with --engine ray: actor pool size (default one per GPU, else CPUs/4)")
     _embedding_args(p)
     p.set_defaults(func=_cmd_embed)
 
@@ -255,13 +269,20 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     r = pipeline.embed(
         args.data, split=args.split, weights=args.weights, imgsz=args.imgsz, batch=args.batch,
         device=args.device, workers=args.workers, cache=args.cache, progress=not args.quiet,
-        save=args.save,
+        save=args.save, engine=args.engine, ray_address=args.ray_address,
+        ray_actors=args.ray_actors,
     )
     print(
         f"embedded {r['images']} images of '{args.split}' -> {r['dims']} dims "
         f"({r['computed']} computed, {r['cached']} from cache, {r['failed']} failed) "
         f"in {r['seconds']:.1f}s; weights: {r['weights']}"
     )
+    ray_run = r.get("ray") or {}
+    if ray_run.get("shards"):
+        print(
+            f"  ray: {ray_run['shards']} shards merged from {ray_run['actors']} actor(s) "
+            f"({'GPU' if ray_run.get('gpus_per_actor') else 'CPU'}) at {ray_run['address']}"
+        )
     for path, why in r["failures"][:20]:
         print(f"  {path}: {why}")
     return 0
@@ -412,6 +433,100 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="prune + train every method x kept fraction x seed (plus a full-data baseline) "
+             "and write results.csv, plots and a report",
+        description="The paper's experiment in one command: for every seed, train a full-data "
+        "baseline and, for every kept fraction and method, prune and train. Embeddings are computed "
+        "once and shared. Resumable: run the same command again after an interruption and finished "
+        "cells are skipped. Writes OUT/results.csv, OUT/report.md, OUT/report.html and OUT/plots/.",
+    )
+    p.add_argument("data", help="data.yaml, or a folder with images/ and labels/ (needs a val split)")
+    p.add_argument("--methods", default="srs,mms", help="comma-separated methods (default srs,mms)")
+    p.add_argument("--keep", default="0.1,0.3,0.5", metavar="FRACTIONS",
+                   help="comma-separated kept fractions in (0, 1) (default 0.1,0.3,0.5)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    p.add_argument("--epochs", type=int, required=True, help="epochs of the full-data run")
+    p.add_argument("--match", default="epochs", choices=["epochs", "steps"],
+                   help="epochs: every cell trains --epochs epochs (the paper's protocol; pruned runs "
+                        "are cheaper and take fewer steps); steps: pruned cells train more epochs so "
+                        "that every cell takes about as many optimizer steps as the full run")
+    p.add_argument("--model", default="yolov5n.yaml",
+                   help="model to fine-tune (yaml, ultralytics or legacy yolov5 checkpoint)")
+    p.add_argument("--out", default=None, help="sweep folder (default ./runs/detprune/sweep-<data>)")
+    p.add_argument("--no-baseline", action="store_true", help="do not train the full-data baseline")
+    p.add_argument("--val-each-epoch", action="store_true",
+                   help="validate every epoch and report the best epoch (default: validate once, "
+                        "last weights, so cells with more epochs get no more chances on val)")
+    p.add_argument("--country", default=None, help="ISO alpha-3 country for CO2 (e.g. ESP)")
+    p.add_argument("--no-energy", action="store_true", help="do not track energy")
+    p.add_argument("--force", action="store_true",
+                   help="start over when OUT holds other content or a sweep with other settings")
+    p.add_argument("--verbose", action="store_true", help="show ultralytics' and codecarbon's log")
+    _embedding_args(p)
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .sweep import FULL, sweep
+
+    if args.cache is not None:
+        print("detprune: warning: --cache is ignored by sweep (it keeps its cache in OUT/cache)",
+              file=sys.stderr)
+
+    def on_event(kind: str, cell, info: dict) -> None:
+        what = "full data" if cell.method == FULL else f"{cell.method} keep {cell.keep:g}"
+        if kind == "start":
+            print(f"[{cell.id}] {what}, seed {cell.seed} ...", flush=True)
+        elif kind == "skip":
+            print(f"[{cell.id}] finished before, skipped", flush=True)
+        elif kind == "done":
+            print(f"[{cell.id}] {info['n_kept']} images, {info['epochs']} epochs: "
+                  f"mAP50-95 {_fmt_num(info.get('map50_95'))}, "
+                  f"energy {_fmt_num(info.get('energy_kwh'), ' kWh')}", flush=True)
+        elif kind == "fail":
+            print(f"[{cell.id}] FAILED: {info['error']}", file=sys.stderr, flush=True)
+
+    r = sweep(
+        args.data, methods=args.methods, keeps=args.keep, seeds=args.seeds, epochs=args.epochs,
+        match=args.match, model=args.model, weights=args.weights, imgsz=args.imgsz,
+        batch=args.batch, device=args.device, workers=args.workers, out=args.out,
+        baseline=not args.no_baseline, val_each_epoch=args.val_each_epoch, country=args.country,
+        measure_energy=not args.no_energy,
+        force=args.force, progress=True, verbose=args.verbose,
+        command="detprune sweep " + " ".join(shlex.quote(a) for a in args.argv),
+        on_event=on_event,
+    )
+    print(f"\n{len(r.rows)} cells finished ({len(r.skipped)} from before), {len(r.failed)} failed")
+    print(f"results: {r.out / 'results.csv'}")
+    if r.report is not None:
+        print(f"report:  {r.report}")
+    if r.failed:
+        print(f"detprune: error: {len(r.failed)} cell(s) failed ({', '.join(r.failed)}); "
+              "rerun the same command to retry them", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="rewrite a sweep's summary, plots and report from its results.csv",
+    )
+    p.add_argument("sweep_dir", help="a folder written by `detprune sweep`")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .sweep import write_sweep_report
+
+    print(f"report: {write_sweep_report(args.sweep_dir)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="detprune",
@@ -427,6 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_methods(sub)
     _add_train(sub)
     _add_compare(sub)
+    _add_sweep(sub)
+    _add_report(sub)
     return parser
 
 
@@ -439,7 +556,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv[argv.index(args.command) + 1:] if args.command in argv else argv
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE

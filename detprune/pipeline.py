@@ -89,11 +89,13 @@ def prune(
     device: str = "auto",
     workers: int | None = None,
     cache: str | os.PathLike | None = None,
+    embed_seed: int | None = None,
     min_per_class: int = 1,
     min_stratum_size: int = 10,
     box_weight: float = 0.3,
     pca_dim: int | None = None,
     dedup_threshold: float | None = None,
+    knn_index: str = "exact",
     method_params: dict | None = None,
     country: str | None = None,
     measure_energy: bool = True,
@@ -122,6 +124,9 @@ def prune(
     weights, imgsz, batch, device, workers, cache
         Embedding settings (see :func:`detprune.features.embed_images`); the cache
         defaults to ``<dataset>/.detprune/cache``.
+    embed_seed : int, optional
+        Seed of a randomly initialised embedding backbone (default: ``seed``); a
+        sweep fixes it so that every seed shares one set of embeddings.
     min_per_class : int
         Every class keeps at least ``min(its images, min_per_class)`` images.
     min_stratum_size : int
@@ -132,6 +137,11 @@ def prune(
         PCA-reduce the embeddings before selection.
     dedup_threshold : float, optional
         Drop near-duplicates closer than this (L2, selection space) before selecting.
+    knn_index : {"exact", "auto", "ivf", "hnsw"}
+        k-NN search structure of the graph-based methods: ``"exact"`` (default);
+        ``"auto"`` switches to IVF from 200 000 images; approximate searches record
+        their recall@k (measured against exact search on 1000 sampled queries) in
+        the manifest's ``selection_settings.knn_search``.
     method_params : dict, optional
         Extra parameters of the method.
     country : str, optional
@@ -157,7 +167,8 @@ def prune(
         "prune",
         {"keep": keep, "budget": budget, "materialize": materialize, "seed": seed,
          "min_per_class": min_per_class, "min_stratum_size": min_stratum_size,
-         "box_weight": box_weight, "dedup_threshold": dedup_threshold, "pca_dim": pca_dim},
+         "box_weight": box_weight, "dedup_threshold": dedup_threshold, "pca_dim": pca_dim,
+         "embed_seed": embed_seed, "knn_index": knn_index},
         {"keep": [Interval("float", 0, 1, "right"), IsNone()],
          "budget": [Interval("int", 1), IsNone()],
          "materialize": Options(MATERIALIZE_MODES),
@@ -166,7 +177,9 @@ def prune(
          "min_stratum_size": Interval("int", 1),
          "box_weight": Interval("float", 0, None),
          "dedup_threshold": [Interval("float", 0, None, "neither"), IsNone()],
-         "pca_dim": [Interval("int", 1), IsNone()]},
+         "pca_dim": [Interval("int", 1), IsNone()],
+         "knn_index": Options(("exact", "auto", "ivf", "hnsw")),
+         "embed_seed": [Interval("int", 0), IsNone()]},
     )
     if (keep is None) == (budget is None):
         raise ParameterError("give exactly one of --keep (a fraction) or --budget (a number of images)")
@@ -191,7 +204,8 @@ def prune(
     with energy.phase("embed"):
         emb, ok, usable, failed = _embed_records(
             ds, records, split, weights=weights, imgsz=imgsz, batch=batch, device=device,
-            workers=workers, cache_dir=cache_dir, progress=progress, seed=seed,
+            workers=workers, cache_dir=cache_dir, progress=progress,
+            seed=seed if embed_seed is None else embed_seed,
         )
     n = len(usable)
     want = budget if budget is not None else max(1, round(keep * n))
@@ -207,7 +221,9 @@ def prune(
     stats = box_statistics(usable, ds.nc)
     strata = assign_strata(stats.presence, ds.names, min_size=min_stratum_size)
     dedup_info = None
-    with energy.phase("select"):
+    from .select._knn import search_settings
+
+    with energy.phase("select"), search_settings(knn_index, seed=seed) as knn_log:
         X = build_feature_space(
             emb.vectors[ok], stats.features() if box_weight > 0 else None,
             box_weight=box_weight, pca_dim=pca_dim, seed=seed,
@@ -251,7 +267,8 @@ def prune(
             records=records, stats=stats, strata=strata, eps=eps, emb=emb, failed=failed,
             excluded=list(sp.excluded), problems=list(sp.problems), keep=keep, budget=want, seed=seed, materialize=materialize,
             settings={"min_per_class": min_per_class, "min_stratum_size": min_stratum_size,
-                      "box_weight": box_weight, "pca_dim": pca_dim, "dedup": dedup_info},
+                      "box_weight": box_weight, "pca_dim": pca_dim, "dedup": dedup_info,
+                      "knn_index": knn_index, "knn_search": [k.to_dict() for k in knn_log]},
             fingerprint=fingerprint(ds.names, [r.image for r in records], [r.label for r in records], ds.root),
             energy=energy, started=t_start,
         )
@@ -536,18 +553,42 @@ def embed(
     progress: bool = True,
     save: str | os.PathLike | None = None,
     seed: int = 0,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_actors: int | None = None,
 ) -> dict:
-    """Embed (and cache) every readable image of a split; returns a summary dict."""
+    """Embed (and cache) every readable image of a split; returns a summary dict.
+
+    ``engine="ray"`` embeds on a Ray cluster (``ray_address``: ``None`` starts a
+    private local instance, ``"auto"`` joins the running cluster; ``ray_actors``
+    sets the actor pool size) and merges the workers' shards into the same cache;
+    see :mod:`detprune.features.ray_engine` and ``docs/scaling.md``.
+    """
+    from ._validation import InstanceOf, Interval, Options, validate_params
     from .features import embed_images
 
+    validate_params(
+        "embed",
+        {"engine": engine, "ray_address": ray_address, "ray_actors": ray_actors},
+        {"engine": Options(("local", "ray")),
+         "ray_address": [IsNone(), InstanceOf(str, "a Ray address ('auto' or 'HOST:PORT')")],
+         "ray_actors": [IsNone(), Interval("int", 1)]},
+    )
     t0 = time.perf_counter()
     ds = load_dataset(data, splits=[split])
     records = ds.split(split).records
     cache_dir = Path(cache) if cache is not None else default_cache_dir(ds.root)
-    emb = embed_images(
+    embed_fn = embed_images
+    extra: dict = {}
+    if engine == "ray":
+        from .features.ray_engine import embed_images_ray
+
+        embed_fn = embed_images_ray
+        extra = {"address": ray_address, "actors": ray_actors}
+    emb = embed_fn(
         [r.image for r in records], weights=weights, imgsz=imgsz, batch=batch, device=device,
         workers=workers, cache_dir=cache_dir, keys=[_relkey(r.image, ds.root) for r in records],
-        progress=progress, seed=seed,
+        progress=progress, seed=seed, **extra,
     )
     if save is not None:
         import io
@@ -569,4 +610,6 @@ def embed(
         "failures": [(str(p), r) for p, r in emb.failures],
         "seconds": time.perf_counter() - t0,
         "weights": str(w),
+        "engine": engine,
+        "ray": emb.settings.get("ray"),
     }

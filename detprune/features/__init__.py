@@ -12,6 +12,8 @@ Embedder        a built backbone for repeated use (``stream``, ``embed_pixels``,
 WeightsInfo     provenance of the weights (kind, model, path, sha256, seed, key)
 resolve_weights / load_model
 EmbeddingCache, CacheWarning
+embed_images_ray(paths, *, ..., cache_dir, address=None, actors=None) -> Embeddings
+                the same on a Ray cluster (``pip install "detprune[ray]"``; docs/scaling.md)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "Embeddings",
     "WeightsInfo",
     "embed_images",
+    "embed_images_ray",
     "load_model",
     "resolve_weights",
 ]
@@ -38,6 +41,7 @@ _WHERE = {
     "Embedder": "embed",
     "Embeddings": "embed",
     "embed_images": "embed",
+    "embed_images_ray": "ray_engine",
     "CacheWarning": "cache",
     "EmbeddingCache": "cache",
 }

@@ -586,35 +586,9 @@ def embed_images(
             )
     resolved = resolve_weights(weights, seed=seed)
     embedder = Embedder(resolved, imgsz=imgsz, device=device, seed=seed)
-    settings = {
-        "imgsz": imgsz,
-        "layers": list(EMBED_LAYERS),
-        "pooling": "global-average",
-        "normalisation": NORMALISATION,
-        "dtype": "float32",
-        "decode": _DECODE,
-        "letterbox": _LETTERBOX,
-        "features_version": FEATURES_VERSION,
-        "device": str(embedder.device),
-        "precision": embedder.precision,
-    }
-    identity = {
-        "weights": resolved.info.key,
-        "model": resolved.info.model,
-        **{
-            k: settings[k]
-            for k in (
-                "imgsz",
-                "layers",
-                "pooling",
-                "normalisation",
-                "dtype",
-                "decode",
-                "letterbox",
-                "features_version",
-            )
-        },
-    }
+    settings, identity = embedding_identity(
+        resolved.info, imgsz, device=str(embedder.device), precision=embedder.precision
+    )
 
     sizes, mtimes, exists = _stat_all(files)
     failures: dict[int, str] = {int(i): "file not found" for i in np.flatnonzero(~exists)}
@@ -685,6 +659,57 @@ def embed_images(
             "dir": None if store is None else str(store.root),
         },
     )
+
+
+def embedding_identity(
+    info: WeightsInfo, imgsz: int, *, device: str = "cpu", precision: str = "float32"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings recorded with embeddings, and the identity that keys their cache store.
+
+    Parameters
+    ----------
+    info : WeightsInfo
+    imgsz : int
+    device, precision : str
+        Recorded in the settings only (not part of the identity).
+
+    Returns
+    -------
+    settings : dict
+        See :attr:`Embeddings.settings`.
+    identity : dict
+        Weights key, model and every setting that changes vectors.
+    """
+    settings = {
+        "imgsz": imgsz,
+        "layers": list(EMBED_LAYERS),
+        "pooling": "global-average",
+        "normalisation": NORMALISATION,
+        "dtype": "float32",
+        "decode": _DECODE,
+        "letterbox": _LETTERBOX,
+        "features_version": FEATURES_VERSION,
+        "device": device,
+        "precision": precision,
+    }
+    identity = {
+        "weights": info.key,
+        "model": info.model,
+        **{
+            k: settings[k]
+            for k in (
+                "imgsz",
+                "layers",
+                "pooling",
+                "normalisation",
+                "dtype",
+                "decode",
+                "letterbox",
+                "features_version",
+            )
+        },
+    }
+    return settings, identity
 
 
 def _open_store(cache_dir: str | os.PathLike, identity: dict[str, Any]) -> Any:
