@@ -113,6 +113,11 @@ def _install_fonts(folder: Path) -> None:
                 os.unlink(tmp)
 
 
+#: ultralytics settings keys of integrations that are switched off (detprune's own settings file).
+_INTEGRATIONS = ("hub", "raytune", "mlflow", "wandb", "comet", "clearml", "neptune", "dvc",
+                 "tensorboard")
+
+
 def configure_offline() -> Path:
     """Apply the offline settings for ultralytics; safe to call any number of times.
 
@@ -167,8 +172,13 @@ def import_ultralytics() -> ModuleType:
         with _lock:
             try:
                 settings = ultralytics.settings
+                # no usage sync, and no experiment-tracker integrations (Ray Tune, MLflow,
+                # W&B, ...): installed for other reasons, they would log runs or reach out
+                off = {k: False for k in _INTEGRATIONS if k in settings and settings.get(k)}
                 if settings.get("sync", True):
-                    settings.update({"sync": False})
+                    off["sync"] = False
+                if off:
+                    settings.update(off)
             except Exception as exc:  # settings file not writable: harmless, YOLO_OFFLINE holds
                 logger.debug("could not turn ultralytics sync off: %s", exc)
             _synced_off = True

@@ -86,3 +86,20 @@ def test_data_yaml_round_trip(tmp_path):
     write_data_yaml(tmp_path / "data.yaml", ["a", "b"], {"train": "/x/train.txt", "val": ["/v1", "/v2"]})
     d = yaml.safe_load((tmp_path / "data.yaml").read_text())
     assert d == {"train": "/x/train.txt", "val": ["/v1", "/v2"], "nc": 2, "names": {0: "a", 1: "b"}}
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    import os
+
+    from detprune._io import atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        from detprune._io import _umask
+
+        _umask.cache_clear()
+        atomic_write_text(tmp_path / "a.txt", "x")
+        assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(mask)
+        _umask.cache_clear()

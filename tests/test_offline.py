@@ -69,13 +69,15 @@ def test_import_ultralytics_is_offline_and_finds_fonts_locally(tmp_path):
         from ultralytics.utils.checks import check_font
         font = check_font("Arial.ttf")
         unicode_font = check_font("Arial.Unicode.ttf")
-        print(json.dumps({"calls": calls, "online": ONLINE, "sync": ul.settings["sync"],
+        on = [k for k in ("raytune", "mlflow", "wandb", "hub", "tensorboard") if ul.settings.get(k)]
+        print(json.dumps({"calls": calls, "online": ONLINE, "sync": ul.settings["sync"], "on": on,
                           "config": str(USER_CONFIG_DIR), "font": str(font), "ufont": str(unicode_font)}))
         """,
         tmp_path,
     )
     config = str(tmp_path / "home" / "ultralytics" / "Ultralytics")
     assert result["calls"] == [] and result["online"] is False and result["sync"] is False
+    assert result["on"] == []  # experiment-tracker integrations are off
     assert result["config"] == config
     assert result["font"] == os.path.join(config, "Arial.ttf")
     assert result["ufont"] == os.path.join(config, "Arial.Unicode.ttf")

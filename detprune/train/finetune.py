@@ -834,6 +834,7 @@ def train(
     measure_energy: bool = True,
     force: bool = False,
     keep_label_cache: bool = False,
+    close_mosaic: int | None = None,
     verbose: bool = False,
     callbacks: Mapping[str, Callable | Sequence[Callable]] | None = None,
 ) -> TrainResult:
@@ -895,6 +896,11 @@ def train(
         dataset's label folders (faster restarts on large datasets, but the
         dataset folder is modified). By default a cache written during the run
         is removed again, leaving the dataset as it was.
+    close_mosaic : int, optional
+        Train the last ``close_mosaic`` epochs without mosaic augmentation
+        (default: ultralytics' 10, so runs of up to 10 epochs use no mosaic).
+        :func:`detprune.sweep.sweep` sets it so that runs with different epoch
+        counts spend the same share of their steps with mosaic.
     verbose : bool, default False
         Show ultralytics' log and progress bars (and codecarbon's log).
     callbacks : mapping, optional
@@ -921,7 +927,8 @@ def train(
         {"model": model, "epochs": epochs, "imgsz": imgsz, "batch": batch, "device": device,
          "workers": workers, "seed": seed, "schedule": schedule, "patience": patience, "val": val,
          "plots": plots, "amp": amp, "measure_energy": measure_energy, "force": force,
-         "keep_label_cache": keep_label_cache, "verbose": verbose, "order_by": order_by},
+         "keep_label_cache": keep_label_cache, "verbose": verbose, "order_by": order_by,
+         "close_mosaic": close_mosaic},
         {"model": InstanceOf((str, os.PathLike), "a model yaml or checkpoint path"),
          "epochs": Interval("int", 1),
          "imgsz": Interval("int", 32),
@@ -936,6 +943,7 @@ def train(
          "amp": InstanceOf(bool, "a bool"), "measure_energy": InstanceOf(bool, "a bool"),
          "force": InstanceOf(bool, "a bool"), "verbose": InstanceOf(bool, "a bool"),
          "keep_label_cache": InstanceOf(bool, "a bool"),
+         "close_mosaic": [Interval("int", 0), IsNone()],
          "order_by": [Options(("random", "manifest")), IsNone(),
                       Predicate(_is_path_sequence, "a sequence of image paths")]},
     )
@@ -982,6 +990,8 @@ def train(
         "patience": patience, "val": val, "amp": _amp_setting(amp, dev), "verbose": verbose,
         "pretrained": False, "cache": False, "rect": False, "fraction": 1.0, "save": True,
     }
+    if close_mosaic is not None:
+        overrides["close_mosaic"] = close_mosaic
     started = time.time()
     stack = contextlib.ExitStack()
     try:
