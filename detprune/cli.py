@@ -487,7 +487,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         elif kind == "done":
             print(f"[{cell.id}] {info['n_kept']} images, {info['epochs']} epochs: "
                   f"mAP50-95 {_fmt_num(info.get('map50_95'))}, "
-                  f"energy {_fmt_num(info.get('energy_kwh'), ' kWh')}", flush=True)
+                  f"energy {_fmt_num(info.get('energy_kwh'), 'kWh')}", flush=True)
         elif kind == "fail":
             print(f"[{cell.id}] FAILED: {info['error']}", file=sys.stderr, flush=True)
 

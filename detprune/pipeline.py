@@ -225,7 +225,8 @@ def prune(
 
     with energy.phase("select"), search_settings(knn_index, seed=seed) as knn_log:
         X = build_feature_space(
-            emb.vectors[ok], stats.features() if box_weight > 0 else None,
+            emb.vectors if ok.all() else emb.vectors[ok],  # no copy when all embedded
+            stats.features() if box_weight > 0 else None,
             box_weight=box_weight, pca_dim=pca_dim, seed=seed,
         )
         candidates = np.arange(n)
@@ -342,7 +343,8 @@ def rank(
     stats = box_statistics(usable, ds.nc)
     strata = assign_strata(stats.presence, ds.names, min_size=min_stratum_size)
     X = build_feature_space(
-        emb.vectors[ok], stats.features() if box_weight > 0 else None, box_weight=box_weight, seed=seed,
+        emb.vectors if ok.all() else emb.vectors[ok], stats.features() if box_weight > 0 else None,
+        box_weight=box_weight, seed=seed,
     )
     sel = stratified_select(
         reducer, X, len(usable), strata=strata.labels, classes=stats.presence,

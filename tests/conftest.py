@@ -64,6 +64,24 @@ def make_dataset(tmp_path: Path):
     return build
 
 
+@pytest.fixture
+def no_network(monkeypatch):
+    """Make every outgoing connection fail (and record it): a run must not need the network."""
+    import socket
+
+    calls: list[str] = []
+
+    def deny(*args, **kwargs):
+        calls.append(repr(args)[:120])
+        raise OSError("network access is disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", deny)
+    monkeypatch.setattr(socket.socket, "connect_ex", deny)
+    monkeypatch.setattr(socket, "create_connection", deny)
+    monkeypatch.setattr(socket, "getaddrinfo", deny)
+    return calls
+
+
 def tree_digest(root: Path) -> dict[str, tuple[int, str]]:
     """Map each file under root to (size, sha256): to prove nothing was modified."""
     import hashlib

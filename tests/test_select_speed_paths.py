@@ -11,29 +11,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_select_mms import naive_mms
 
 from detprune.select import mms
 from detprune.select.mms import farthest_points
-
-
-def naive_mms(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """O(n k d) reference: float64 distances sum((x - c)**2), ties -> lowest index."""
-    X64 = np.asarray(X, dtype=np.float64)
-    n = X64.shape[0]
-    mu = X64.mean(axis=0)
-    first = int(np.argmin(((X64 - mu) ** 2).sum(axis=1)))
-    picks = [first]
-    m = ((X64 - X64[first]) ** 2).sum(axis=1)
-    m[first] = -np.inf
-    radius = []
-    for _ in range(k - 1):
-        p = int(np.argmax(m))
-        radius.append(m[p])
-        picks.append(p)
-        m = np.minimum(m, ((X64 - X64[p]) ** 2).sum(axis=1))
-        m[picks] = -np.inf
-    radius.append(max(m.max(), 0.0) if len(picks) < n else 0.0)
-    return np.array(picks), np.sqrt(np.array(radius))
 
 
 @pytest.fixture

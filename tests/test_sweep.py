@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -35,21 +34,6 @@ def data(tmp_path_factory) -> Path:
         + "".join(f"  {i}: {n}\n" for i, n in enumerate(NAMES))
     )
     return root / "tiny.yaml"
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    calls: list[str] = []
-
-    def deny(*args, **kwargs):
-        calls.append(repr(args)[:120])
-        raise OSError("network access is disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", deny)
-    monkeypatch.setattr(socket.socket, "connect_ex", deny)
-    monkeypatch.setattr(socket, "create_connection", deny)
-    monkeypatch.setattr(socket, "getaddrinfo", deny)
-    return calls
 
 
 def _rows(out: Path) -> list[dict]:

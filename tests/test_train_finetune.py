@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import socket
 from collections import defaultdict
 from pathlib import Path
 
@@ -70,21 +69,6 @@ class Seen:
             trainer.model.register_forward_pre_hook(hook)
 
         return {"on_pretrain_routine_end": attach}
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    calls: list[str] = []
-
-    def deny(*args, **kwargs):
-        calls.append(repr(args)[:120])
-        raise OSError("network access is disabled in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", deny)
-    monkeypatch.setattr(socket.socket, "connect_ex", deny)
-    monkeypatch.setattr(socket, "create_connection", deny)
-    monkeypatch.setattr(socket, "getaddrinfo", deny)
-    return calls
 
 
 def _finite_numbers(obj, path="") -> list[str]:
@@ -385,3 +369,18 @@ def test_manifest_order_maps_copied_and_linked_trees_back_to_the_source(tmp_path
     order, unranked = _order_indices(im_files, _manifest_ranking(manifest), aliases={})
     assert [Path(im_files[i]).name for i in order] == ["x3.jpg", "x1.jpg", "x2.jpg", "other.jpg"]
     assert unranked == 1
+
+
+def test_cpu_training_uses_every_core_and_restores_the_thread_count(data, tmp_path):
+    import os
+
+    import torch
+
+    seen: list[int] = []
+    before = torch.get_num_threads()
+    r = train(data, epochs=1, out=tmp_path / "run", measure_energy=False, **TINY,
+              callbacks={"on_train_batch_end": lambda t: seen.append(torch.get_num_threads())})
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert seen and set(seen) == {cores}  # ultralytics alone would use cores - 1
+    assert r.results["settings"]["cpu_threads"] == cores
+    assert torch.get_num_threads() == before

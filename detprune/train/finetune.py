@@ -340,6 +340,14 @@ def _transfer(model: Any, state: Mapping[str, Any], *, legacy: bool, where: str)
     }
 
 
+def _cpu_threads() -> int:
+    """Cores this process may run on (CPU affinity where the OS reports it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def _resolve_device(device: str) -> str:
     d = str(device).strip().lower()
     if d == "auto":
@@ -994,6 +1002,8 @@ def train(
         overrides["close_mosaic"] = close_mosaic
     started = time.time()
     stack = contextlib.ExitStack()
+    threads_before = torch.get_num_threads()
+    cpu_threads = _cpu_threads() if dev == "cpu" else None
     try:
         with _ultralytics_logging(verbose):
             stack.enter_context(log.phase("train"))
@@ -1010,6 +1020,14 @@ def train(
                 pruned_dir=plan.yaml.parent if plan.manifest is not None else None,
                 end_train_phase=stack.close, phase=log.phase, keep_label_cache=keep_label_cache,
             )
+            if cpu_threads is not None:
+                # ultralytics trains on one core fewer than the machine has (its loader runs in the
+                # main process on CPU anyway): on a 2-core host that halves the speed
+                def _threads(_trainer: Any, n: int = cpu_threads) -> None:
+                    torch.set_num_threads(n)
+
+                for event in ("on_pretrain_routine_start", "on_train_epoch_start", "on_val_start"):
+                    trainer.add_callback(event, _threads)
             for event, funcs in (callbacks or {}).items():
                 for f in funcs if isinstance(funcs, Sequence) else [funcs]:
                     trainer.add_callback(event, f)
@@ -1023,6 +1041,7 @@ def train(
                 raise
     finally:
         stack.close()
+        torch.set_num_threads(threads_before)
 
     results = _results(
         trainer=trainer, plan=plan, model_plan=model_plan, log=log, out=out_path, started=started,
@@ -1033,7 +1052,8 @@ def train(
                   "close_mosaic": int(trainer.args.close_mosaic),
                   "keep_label_cache": keep_label_cache,
                   "label_caches_removed": list(trainer.dp_label_caches_removed),
-                  "warmup_epochs": float(trainer.args.warmup_epochs)},
+                  "warmup_epochs": float(trainer.args.warmup_epochs),
+                  "cpu_threads": cpu_threads},
         schedule=sched_text, fracs=plan_fracs, order=order_by if isinstance(order_by, str) else
         ("paths" if order_by is not None else None),
         versions={"ultralytics": getattr(ultralytics, "__version__", None),
