@@ -144,3 +144,17 @@ def test_shared_bccd_loads_cleanly():
     assert ds.names == ("Platelets", "RBC", "WBC")
     assert [len(ds.split(s)) for s in ("train", "val", "test")] == [205, 87, 72]
     assert not [p for p in ds.all_problems() if p.severity == "error"]
+
+
+def test_relative_path_dot_finds_the_dataset_from_another_working_directory(
+        make_dataset, tmp_path, monkeypatch):
+    from detprune.dataset import load_dataset
+
+    yaml = make_dataset({"train": {"a": "0 0.5 0.5 0.2 0.2\n"}, "val": {"b": None}},
+                        yaml_text="path: .\ntrain: images/train\nval: images/val\nnames: [x]\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # ultralytics would look for elsewhere/images/train
+    ds = load_dataset(yaml)
+    assert ds.root == yaml.parent.resolve()
+    assert [r.image.name for r in ds.split("train").records] == ["a.jpg"]

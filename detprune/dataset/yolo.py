@@ -53,7 +53,7 @@ def read_data_yaml(path: Path) -> dict:
         raise DatasetError(f"{path}: expected a mapping with 'names' and 'train', got {type(data).__name__}")
 
     names = _parse_names(data.get("names"), data.get("nc"), path)
-    root = _resolve_root(data.get("path"), path)
+    roots = _root_candidates(data.get("path"), path)
     splits: dict[str, list[str]] = {}
     for split in SPLIT_NAMES:
         value = data.get(split)
@@ -65,7 +65,12 @@ def read_data_yaml(path: Path) -> dict:
         splits[split] = [v.strip() for v in items]
     if not splits:
         raise DatasetError(f"{path}: no 'train', 'val' or 'test' entry")
-    return {"root": root, "names": names, "splits": splits}
+    # the first candidate root under which the split sources exist (else the first that exists)
+    entries = [e for items in splits.values() for e in items]
+    root = next((r for r in roots if all(resolve_source(r, e).exists() for e in entries)), None)
+    if root is None:
+        root = next((r for r in roots if r.exists()), roots[-1])
+    return {"root": root.resolve(), "names": names, "splits": splits}
 
 
 def _parse_names(names: object, nc: object, path: Path) -> tuple[str, ...]:
@@ -92,21 +97,22 @@ def _parse_names(names: object, nc: object, path: Path) -> tuple[str, ...]:
     return out
 
 
-def _resolve_root(value: object, yaml_path: Path) -> Path:
+def _root_candidates(value: object, yaml_path: Path) -> list[Path]:
+    """Possible dataset roots for the yaml's ``path``, in order of preference.
+
+    ultralytics resolves a relative ``path`` against the working directory; the
+    yaml's own folder, where such datasets usually live, comes next, so that
+    ``path: .`` or ``path: ../x`` also work when run from elsewhere.
+    """
     base = yaml_path.resolve().parent
     if value in (None, ""):
-        return base
+        return [base]
     if not isinstance(value, str):
         raise DatasetError(f"{yaml_path}: 'path' must be a string, got {value!r}")
     p = Path(os.path.expanduser(value))
     if p.is_absolute():
-        return p
-    # ultralytics resolves a relative 'path' against the working directory first;
-    # we then fall back to the yaml's folder, where such datasets usually live.
-    for candidate in (Path.cwd() / p, base / p):
-        if candidate.exists():
-            return candidate.resolve()
-    return (base / p).resolve()
+        return [p]
+    return [Path.cwd() / p, base / p]
 
 
 def resolve_source(root: Path, source: str) -> Path:
