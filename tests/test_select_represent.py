@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from detprune.errors import ParameterError
-from detprune.select import EpsilonReport, epsilon
+from detprune.select import EpsilonReport, epsilon, represent
 from detprune.select.represent import nearest_kept
 
 
@@ -149,3 +149,60 @@ def test_epsilon_matches_brute_force_per_class() -> None:
         assert rep.eps_linf[c] == linf.max()
         assert rep.eps_l2[c] == l2.max()
         assert math.isclose(rep.mean_l2[c], l2.mean(), rel_tol=1e-12)
+
+
+def _clustered_with_ties(seed: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tight clusters on a coarse grid: duplicate rows, equidistant kept rows (ties)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.integers(-20, 21, (6, d)).astype(np.float32)
+    X = centres[rng.integers(0, 6, 900)] + rng.integers(-1, 2, (900, d)).astype(np.float32)
+    X[::7] = X[1::7][: X[::7].shape[0]]  # exact duplicates
+    kept = rng.random(900) < 0.4
+    return X[~kept], X[kept]
+
+
+@pytest.mark.parametrize("engine", ["kdtree", "int8"])
+@pytest.mark.parametrize("d", [1, 3, 40])
+def test_cpu_engines_exact_on_clustered_ties_duplicates(
+    engine: str, d: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # force one L-inf engine: cKDTree (contrast rule always true) or the int8 codes
+    monkeypatch.setattr(represent, "KD_CONTRAST", 1e100 if engine == "kdtree" else -1.0)
+    Q, K = _clustered_with_ties(d, d)
+    for q, k in [(Q, K), (Q, K[:1]), (Q[:5], K[:2]), (K, K), (Q.astype(np.float64), K)]:
+        l2, linf = nearest_kept(q, k, device="cpu")
+        r2, rinf = brute(q, k)
+        assert l2.dtype == np.float64 and linf.dtype == np.float64
+        assert np.array_equal(linf, rinf)
+        assert np.array_equal(l2, r2)
+    # kept rows are at distance 0 from themselves
+    assert not nearest_kept(K, K, device="cpu")[1].any()
+
+
+@pytest.mark.parametrize("engine", ["kdtree", "int8"])
+def test_cpu_engines_exact_on_float32_clusters(
+    engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(represent, "KD_CONTRAST", 1e100 if engine == "kdtree" else -1.0)
+    rng = np.random.default_rng(5)
+    centres = rng.standard_normal((8, 64)).astype(np.float32)
+    X = centres[rng.integers(0, 8, 1500)]
+    X = X + np.float32(0.05) * rng.standard_normal(X.shape).astype(np.float32)
+    X[:40] = X[40:80]  # duplicates
+    Q, K = X[700:], X[:700]
+    l2, linf = nearest_kept(Q, K, device="cpu")
+    r2, rinf = brute(Q, K)
+    assert np.array_equal(linf, rinf)
+    assert np.array_equal(l2, r2)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(query_sets(), st.sampled_from([1e100, -1.0]))
+def test_both_cpu_linf_engines_exact(case, contrast: float) -> None:
+    Q, K = case
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(represent, "KD_CONTRAST", contrast)  # 1e100: cKDTree, -1: int8 codes
+        l2, linf = nearest_kept(Q, K, device="cpu")
+    r2, rinf = brute(Q, K)
+    assert np.array_equal(linf, rinf)
+    assert np.array_equal(l2, r2)

@@ -13,19 +13,30 @@ warning (in the report and through :func:`warnings.warn`) -- never silently
 skipped. Values are exact: identical to a float64 brute force (and to
 ``scipy.spatial.cKDTree(kept).query(x, p=inf)``).
 
-How the L-infinity search is fast and exact (CPU)
--------------------------------------------------
-There is no BLAS trick for L-infinity. Per class, the coordinates are shifted
-and scaled by one common step ``s`` and rounded to int8 in ``[-63, 63]``; for
-every query/kept pair the int8 Chebyshev distance ``D`` is computed densely
-(vectorised int8 arithmetic, 64 lanes per AVX-512 instruction, threaded over
-query blocks). Rounding moves each coordinate by at most ``s/2``, so
-``s (D - 1) <= ||x - k||_inf`` for every pair. The exact float64 distance to the
-pair with the smallest ``D`` gives an upper bound ``U`` of the query's answer;
-only pairs with ``s (D - 1) <= U`` can beat it, and only those are evaluated
-exactly in float64. L2 uses a float32 matrix product with a rigorous rounding
-bound, then exact float64 distances for the candidates within that bound.
-On CUDA (``device="auto"``/``"cuda"``) both run as float64 torch brute force.
+How the search is fast and exact (CPU)
+--------------------------------------
+L2 (per class): the kept rows are grouped into cells around farthest-point pivots;
+candidates come from a float32 matrix product (BLAS) and every pair within its
+rigorous rounding bound of the smallest value is re-evaluated exactly in float64.
+A further cell is searched only where the triangle inequality (with rounding
+margins) says it may hold a nearer row.
+
+L-infinity (per class) has no BLAS trick; one of two exact engines answers it:
+
+* with cluster structure -- the median L2 distance to the nearest kept row is at
+  most ``KD_CONTRAST`` (0.36) times the median distance to an arbitrary kept row --
+  the reference engine itself, ``scipy.spatial.cKDTree(kept).query(x, p=inf)`` on
+  the rows converted to float64, multi-threaded (``workers`` = usable cores);
+* otherwise (random-like data, where the tree degenerates to a slow brute force) a
+  dense int8 search: coordinates are rounded to int8 codes with one step ``s``, so
+  ``s (D8 - 1) <= ||x - k||_inf <= s (D8 + 1)`` for the int8 Chebyshev distance
+  ``D8`` (vectorised, threaded over query blocks); starting from the exact distance
+  to the L2-nearest row as upper bound, only pairs whose lower bound does not exceed
+  it are evaluated exactly in float64.
+
+Both compute ``max |x_i - k_i|`` in float64, so the values are identical whichever
+runs. On CUDA (``device="auto"``/``"cuda"``) both norms run as float64 torch brute
+force.
 """
 
 from __future__ import annotations
@@ -151,37 +162,27 @@ def _group_min(nq: int, qi: np.ndarray, vals: np.ndarray) -> np.ndarray:
     return out
 
 
-class _ClassSearch:
-    """Nearest kept row (L2 and L-inf) of each query row, for one class (CPU, exact).
+class _L2Search:
+    """Exact nearest kept row in L2 of each query row, for one class (CPU).
 
     The kept rows are grouped into cells around ``g`` pivots (farthest-point picks
-    among the kept rows, so every cell's radius is at most their covering radius). Each query is first searched in its own cell (nearest pivot), which
-    gives exact upper bounds ``U``; a further cell is searched only for the queries
-    whose lower bound for it -- ``d(q, pivot) - radius`` in L2,
-    ``s (D8(q, pivot) - 1) - radius_inf`` in L-inf -- does not exceed ``U`` (with
-    rounding margins). Without cluster structure one dense pass replaces phase two.
+    among the kept rows, so every cell's radius is at most their covering radius).
+    Each query is first searched in its own cell (nearest pivot), which gives an exact
+    upper bound ``U``; a further cell is searched only for the queries whose lower
+    bound for it, ``d(q, pivot) - radius`` (with rounding margins), does not exceed
+    ``U``. Without cluster structure one dense pass replaces phase two.
 
-    Inside a search, L2 candidates come from a float32 matrix product (within its
+    Inside a search, candidates come from a float32 matrix product (within its
     rigorous rounding bound of the smallest value) and are evaluated exactly in
-    float64. L-inf uses int8 codes with step ``s``: ``s (D8 - 1) <= L-inf <= s (D8 + 1)``
-    for every pair, computed densely over the coordinates (largest spread first) until
-    few pairs can still beat the upper bound, then on the surviving pairs only; the
-    final survivors are evaluated exactly in float64.
+    float64.
     """
 
-    #: dense int8 passes run over this many coordinates before pair pruning is considered
-    PREFIX = 32
-    #: switch from dense to pair-list evaluation below this share of surviving pairs
-    DENSE_SHARE = 0.08
-    #: queries per task (at most)
+    #: query x kept entries per task (at most), and the most queries per task
+    BLOCK = 262_144
     CHUNK = 256
-    #: L2-nearest rows whose int8 L-inf bound seeds the L-inf upper bound
-    SEEDS = 2
     #: number of cells: CELLS * sqrt(kept rows), at most MAX_CELLS
     CELLS = 0.5
     MAX_CELLS = 128
-    #: slack (in code units) for the float arithmetic of the int8 codes
-    SLACK = 1e-3
 
     def __init__(self, Q: np.ndarray, K: np.ndarray) -> None:
         native = np.float32 if Q.dtype == np.float32 and K.dtype == np.float32 else np.float64
@@ -189,7 +190,7 @@ class _ClassSearch:
         Kn = np.ascontiguousarray(K, dtype=native)
         nq, d = Qn.shape
         nk = Kn.shape[0]
-        self.nq, self.nk, self.d = nq, nk, d
+        self.nq, self.nk = nq, nk
         # ---- float32 centred copies (a common shift leaves distances unchanged; only the
         # rounding matters, bounded below)
         mu = Kn.mean(axis=0, dtype=np.float64).astype(native)
@@ -228,13 +229,101 @@ class _ClassSearch:
         inv[order] = np.arange(nk)
         self.piv = inv[piv]
         self.g = g
+        self.order = order
         self.Qx = Qn  # exact evaluation: rows converted to float64 (exact from float32)
         self.Kx = np.ascontiguousarray(Kn[order])
         self.Qf, self.qsq = Qf, qsq
         self.Kf, self.ksq = np.ascontiguousarray(Kf[order]), ksq[order]
         self.qsq32 = qsq.astype(np.float32)
         self.ksq32 = self.ksq.astype(np.float32)
-        # ---- int8 codes (common step s; coordinates by decreasing spread)
+        # ---- cell radii (upper bounds, rounding included)
+        cell = np.repeat(np.arange(g), counts)
+        pv = self.piv[cell]
+        d2 = self.ksq + self.ksq[pv] - 2.0 * np.einsum("ij,ij->i", self.Kf, self.Kf[pv])
+        self.rad2 = np.zeros(g)
+        np.maximum.at(self.rad2, cell, np.sqrt(np.maximum(d2, 0.0) + coef * (2 * kmax) ** 2))
+        self.rad2 += self.margin
+
+    def _task(self, s0: int, s1: int, qs: np.ndarray) -> tuple:
+        """Exact min squared L2 from queries ``qs`` to kept rows ``s0:s1``, and its row."""
+        G = (self.Qf[qs] * np.float32(-2.0)) @ self.Kf[s0:s1].T
+        G += self.qsq32[qs][:, None]
+        G += self.ksq32[s0:s1][None, :]
+        lim = G.min(axis=1).astype(np.float64) + 2.0 * self.err32[qs]
+        qi, ki = np.nonzero(G <= lim[:, None])
+        vals = _exact_sq(self.Qx, self.Kx, qs[qi], ki + s0)
+        best = _group_min(qs.size, qi, vals)
+        arg = np.empty(qs.size, dtype=np.int64)
+        hit = vals == best[qi]
+        arg[qi[hit]] = ki[hit] + s0
+        return qs, best, arg
+
+    def run(self, workers: Workers) -> np.ndarray:
+        """Exact nearest-kept squared L2 distance of every query."""
+        nq, g = self.nq, self.g
+        best2 = np.full(nq, np.inf)
+        allq = np.arange(nq)
+        self.nearest = np.zeros(nq, dtype=np.int64)  # a nearest kept row (index into K)
+
+        def submit(pairs: list[tuple[int, int, np.ndarray]]) -> None:
+            tasks = []
+            for s0, s1, qs in pairs:
+                chunk = int(max(16, min(self.CHUNK, self.BLOCK // max(1, s1 - s0))))
+                tasks += [(s0, s1, qs[a : a + chunk]) for a in range(0, qs.size, chunk)]
+            for qs, v2, arg in workers.run(self._task, tasks):
+                better = v2 < best2[qs]  # a query occurs once per task
+                best2[qs[better]] = v2[better]
+                self.nearest[qs[better]] = self.order[arg[better]]
+
+        if g == 1:
+            submit([(0, self.nk, allq)])
+            return best2
+        P = self.piv
+        Dqp = self.qsq[:, None] + self.ksq[P][None, :] - 2.0 * (self.Qf @ self.Kf[P].T)
+        own = Dqp.argmin(axis=1)
+        st = self.starts
+        # phase A: every query in its own cell
+        submit([(int(st[c]), int(st[c + 1]), np.flatnonzero(own == c)) for c in range(g)])
+        # phase B: the other cells whose lower bound does not exceed the exact upper bound
+        lb2 = np.sqrt(np.maximum(Dqp - self.err32[:, None], 0.0)) - self.rad2[None, :] - self.margin
+        need = lb2 <= np.sqrt(best2)[:, None] + self.margin
+        need[allq, own] = False
+        sizes = np.diff(st)
+        if float((need * sizes[None, :]).sum()) > 0.3 * nq * self.nk:
+            # little cluster structure: one dense pass over all kept rows is cheaper
+            submit([(0, self.nk, np.flatnonzero(need.any(axis=1)))])
+        else:
+            submit([(int(st[c]), int(st[c + 1]), np.flatnonzero(need[:, c])) for c in range(g)])
+        return best2
+
+
+class _LinfCodes:
+    """Exact nearest kept row in L-inf of each query row, for one class (CPU, dense).
+
+    Coordinates are shifted and scaled by one common step ``s`` and rounded to int8
+    in ``[-63, 63]``, so ``s (D8 - 1) <= ||q - k||_inf <= s (D8 + 1)`` for every pair
+    (``D8``: int8 Chebyshev distance). ``D8`` is computed densely over the
+    coordinates (largest spread first) until few pairs can still beat the upper
+    bound ``U`` (exact distance to the pair with the smallest partial ``D8``), then on
+    the surviving pairs only; the final survivors are evaluated exactly in float64.
+    """
+
+    #: dense int8 passes run over this many coordinates before pair pruning is considered
+    PREFIX = 32
+    #: switch from dense to pair-list evaluation below this share of surviving pairs
+    DENSE_SHARE = 0.08
+    #: queries per task (at most)
+    CHUNK = 256
+    #: slack (in code units) for the float arithmetic of the int8 codes
+    SLACK = 1e-3
+
+    def __init__(self, Q: np.ndarray, K: np.ndarray) -> None:
+        native = np.float32 if Q.dtype == np.float32 and K.dtype == np.float32 else np.float64
+        Qn = np.ascontiguousarray(Q, dtype=native)
+        Kn = np.ascontiguousarray(K, dtype=native)
+        self.nq, self.d = Qn.shape
+        self.nk = Kn.shape[0]
+        self.Qx, self.Kx = Qn, Kn  # exact evaluation: rows converted to float64
         lo = np.minimum(Qn.min(axis=0), Kn.min(axis=0)).astype(np.float64)
         hi = np.maximum(Qn.max(axis=0), Kn.max(axis=0)).astype(np.float64)
         cols = np.argsort(-(hi - lo), kind="stable")
@@ -243,20 +332,9 @@ class _ClassSearch:
         off = ((lo + hi) / 2.0)[cols].astype(native)
         inv_step = native(1.0 / self.step)
         self.Q8 = self._codes(Qn[:, cols], off, inv_step)
-        self.K8 = self._codes(self.Kx[:, cols], off, inv_step)
+        self.K8 = self._codes(Kn[:, cols], off, inv_step)
         self.Q8T = np.ascontiguousarray(self.Q8.T)
         self.K8T = np.ascontiguousarray(self.K8.T)
-        # ---- cell radii (upper bounds, rounding included)
-        cell = np.repeat(np.arange(g), counts)
-        pv = self.piv[cell]
-        d2 = self.ksq + self.ksq[pv] - 2.0 * np.einsum("ij,ij->i", self.Kf, self.Kf[pv])
-        self.rad2 = np.zeros(g)
-        np.maximum.at(self.rad2, cell, np.sqrt(np.maximum(d2, 0.0) + coef * (2 * kmax) ** 2))
-        self.rad2 += self.margin
-        self.radinf = np.zeros(g)
-        rinf = _exact_linf(self.Kx, self.Kx, np.arange(nk), pv)
-        np.maximum.at(self.radinf, cell, rinf)
-        self.radinf += self.margin
 
     @staticmethod
     def _codes(A: np.ndarray, off: np.ndarray, inv_step: Any) -> np.ndarray:
@@ -273,15 +351,13 @@ class _ClassSearch:
         """Upper bound of the L-inf distance of a pair from its full int8 distance."""
         return self.step * (D8.astype(np.float64) + 1.0 + self.SLACK) * (1.0 + 1e-9)
 
-    # ------------------------------------------------------------------ kernels
-
-    def _dense8(self, QT: np.ndarray, KT: np.ndarray, D: np.ndarray, c0: int, c1: int) -> None:
-        """``D = max(D, max_{c0 <= i < c1} |q_i - k_i|)`` on int8 codes (d, b) x (d, m)."""
+    def _dense8(self, QT: np.ndarray, D: np.ndarray, c0: int, c1: int) -> None:
+        """``D = max(D, max_{c0 <= i < c1} |q_i - k_i|)`` over all kept rows."""
         b, m = D.shape
         cc = int(max(1, min(32, 4_000_000 // max(1, b * m))))
         for c in range(c0, c1, cc):
             e = min(c1, c + cc)
-            T = np.subtract(QT[c:e, :, None], KT[c:e, None, :])
+            T = np.subtract(QT[c:e, :, None], self.K8T[c:e, None, :])
             np.abs(T, out=T)
             np.maximum(D, T.max(axis=0), out=D)
 
@@ -289,42 +365,23 @@ class _ClassSearch:
         """Full int8 L-inf distance of the pairs (Q8[qi], K8[ki])."""
         return np.abs(self.Q8[qi] - self.K8[ki]).max(axis=1)
 
-    def _l2(self, qs: np.ndarray, s0: int, s1: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact min squared L2 from queries ``qs`` to kept rows ``s0:s1``, and the
-        ``SEEDS`` L2-nearest kept rows of each query."""
-        G = (self.Qf[qs] * np.float32(-2.0)) @ self.Kf[s0:s1].T
-        G += self.qsq32[qs][:, None]
-        G += self.ksq32[s0:s1][None, :]
-        lim = G.min(axis=1).astype(np.float64) + 2.0 * self.err32[qs]
-        qi, ki = np.nonzero(G <= lim[:, None])
-        vals = _exact_sq(self.Qx, self.Kx, qs[qi], ki + s0)
-        t = min(self.SEEDS, s1 - s0)
-        if t < s1 - s0:
-            near = np.argpartition(G, t - 1, axis=1)[:, :t]
-        else:
-            near = np.broadcast_to(np.arange(s1 - s0), (qs.size, s1 - s0))
-        return _group_min(qs.size, qi, vals), near + s0
-
-    def _linf(self, qs: np.ndarray, s0: int, s1: int, U: np.ndarray) -> np.ndarray:
-        """Exact min L-inf from queries ``qs`` to kept rows ``s0:s1`` where it is ``<= U``
-        (``U``: upper bounds of the answers); ``inf`` for a query with no such row."""
+    def _task(self, qs: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact min L-inf from queries ``qs`` to all kept rows (``U``: exact upper bounds,
+        each attained by a kept row)."""
         b, d = qs.size, self.d
         QT = self.Q8T[:, qs]
-        KT = self.K8T[:, s0:s1]
-        D = np.zeros((b, s1 - s0), dtype=np.int8)
+        D = np.zeros((b, self.nk), dtype=np.int8)
         c = min(d, self.PREFIX)
-        self._dense8(QT, KT, D, 0, c)
-        arg = D.argmin(axis=1) + s0
-        U = np.minimum(U, self._upper(self._full8(qs, arg)))
+        self._dense8(QT, D, 0, c)
+        U = np.minimum(U, self._upper(self._full8(qs, D.argmin(axis=1))))
         thr = self._limit(U)
         keep = D <= thr[:, None]
         while c < d and keep.mean() > self.DENSE_SHARE:
             e = min(d, c + 32)
-            self._dense8(QT, KT, D, c, e)
+            self._dense8(QT, D, c, e)
             c = e
             if c % 128 == 0:  # the smallest partial distance is a good candidate
-                arg = D.argmin(axis=1) + s0
-                U = np.minimum(U, self._upper(self._full8(qs, arg)))
+                U = np.minimum(U, self._upper(self._full8(qs, D.argmin(axis=1))))
                 thr = self._limit(U)
             keep = D <= thr[:, None]
         qi, ki = np.nonzero(keep)
@@ -332,77 +389,69 @@ class _ClassSearch:
         del D, keep
         while c < d and qi.size:
             e = min(d, c + 64)
-            v = np.abs(self.Q8[qs[qi], c:e] - self.K8[ki + s0, c:e]).max(axis=1)
+            v = np.abs(self.Q8[qs[qi], c:e] - self.K8[ki, c:e]).max(axis=1)
             np.maximum(dp, v, out=dp)
             ok = dp <= thr[qi]
             qi, ki, dp = qi[ok], ki[ok], dp[ok]
             c = e
-        if not qi.size:
-            return np.full(b, np.inf)
-        # dp is now the full int8 distance: tighten U with each query's best, filter,
-        # and evaluate the remaining pairs exactly.
+        # dp is now the full int8 distance (U is attained by a pair, so some survive):
+        # tighten U with each query's best, filter, and evaluate the rest exactly.
         best = np.full(b, 127, dtype=np.int8)
         np.minimum.at(best, qi, dp)
         U = np.minimum(U, self._upper(best))
         ok = dp <= self._limit(U)[qi]
         qi, ki = qi[ok], ki[ok]
-        return _group_min(b, qi, _exact_linf(self.Qx, self.Kx, qs[qi], ki + s0))
+        return qs, _group_min(b, qi, _exact_linf(self.Qx, self.Kx, qs[qi], ki))
 
-    def _task(self, s0: int, s1: int, qs: np.ndarray, uinf: np.ndarray) -> tuple:
-        sq, near = self._l2(qs, s0, s1)
-        seed = self._full8(np.repeat(qs, near.shape[1]), near.reshape(-1))
-        uinf = np.minimum(uinf, self._upper(seed.reshape(near.shape).min(axis=1)))
-        return qs, sq, self._linf(qs, s0, s1, uinf)
+    def run(self, workers: Workers, seed: np.ndarray) -> np.ndarray:
+        """Exact nearest-kept L-inf distance of every query (``seed``: a kept row per query)."""
+        chunk = int(max(16, min(self.CHUNK, 262_144 // self.nk)))
+        U = _exact_linf(self.Qx, self.Kx, np.arange(self.nq), seed)
+        tasks = [
+            (np.arange(a, min(self.nq, a + chunk)), U[a : a + chunk])
+            for a in range(0, self.nq, chunk)
+        ]
+        out = np.empty(self.nq)
+        for q, v in workers.run(self._task, tasks):
+            out[q] = v
+        return out
 
-    # ------------------------------------------------------------------ driver
 
-    def run(self, workers: Workers) -> tuple[np.ndarray, np.ndarray]:
-        """Exact nearest-kept squared L2 and L-inf distance of every query."""
-        nq, g = self.nq, self.g
-        best2 = np.full(nq, np.inf)
-        bestinf = np.full(nq, np.inf)
-        allq = np.arange(nq)
+def _linf_cpu(Q: np.ndarray, K: np.ndarray, workers: int) -> np.ndarray:
+    """Exact nearest-kept L-inf distance: ``scipy.spatial.cKDTree`` on float64 rows.
 
-        def submit(pairs: list[tuple[int, int, np.ndarray]]) -> None:
-            tasks = []
-            for s0, s1, qs in pairs:
-                chunk = int(max(16, min(self.CHUNK, 262_144 // max(1, s1 - s0))))
-                for a in range(0, qs.size, chunk):
-                    sub = qs[a : a + chunk]
-                    tasks.append((s0, s1, sub, bestinf[sub].copy()))
-            for qs, v2, vinf in workers.run(self._task, tasks):
-                np.minimum.at(best2, qs, v2)
-                np.minimum.at(bestinf, qs, vinf)
+    The tree computes ``max |q_i - k_i|`` in float64 on the rows converted to float64
+    (exact from float32) and prunes with exact box bounds, so the values equal a
+    float64 brute force.
+    """
+    from scipy.spatial import cKDTree
 
-        if g == 1:
-            submit([(0, self.nk, allq)])
-            return best2, bestinf
-        P = self.piv
-        Dqp = self.qsq[:, None] + self.ksq[P][None, :] - 2.0 * (self.Qf @ self.Kf[P].T)
-        own = Dqp.argmin(axis=1)
-        L8 = np.zeros((nq, g), dtype=np.int8)
-        self._dense8(self.Q8T, np.ascontiguousarray(self.K8T[:, P]), L8, 0, self.d)
-        st = self.starts
-        # phase A: every query in its own cell
-        submit([(int(st[c]), int(st[c + 1]), np.flatnonzero(own == c)) for c in range(g)])
-        # phase B: the other cells whose lower bound does not exceed the exact upper bound
-        err = self.err32[:, None]
-        lb2 = np.sqrt(np.maximum(Dqp - err, 0.0)) - self.rad2[None, :] - self.margin
-        need = lb2 <= np.sqrt(best2)[:, None] + self.margin
-        lbinf = self.step * (L8.astype(np.float64) - 1.0 - self.SLACK) - self.radinf[None, :]
-        need |= lbinf <= bestinf[:, None] + self.margin
-        need[allq, own] = False
-        sizes = np.diff(st)
-        if float((need * sizes[None, :]).sum()) > 0.3 * nq * self.nk:
-            # little cluster structure: one dense pass over all kept rows is cheaper
-            submit([(0, self.nk, np.flatnonzero(need.any(axis=1)))])
-        else:
-            submit([(int(st[c]), int(st[c + 1]), np.flatnonzero(need[:, c])) for c in range(g)])
-        return best2, bestinf
+    tree = cKDTree(np.ascontiguousarray(K, dtype=np.float64))
+    out = np.empty(Q.shape[0])
+    step = max(1, 8_000_000 // max(1, Q.shape[1]))  # float64 query copies of <= 64 MB
+    for s in range(0, Q.shape[0], step):
+        Q64 = np.ascontiguousarray(Q[s : s + step], dtype=np.float64)
+        out[s : s + step] = tree.query(Q64, k=1, p=np.inf, workers=workers)[0]
+    return out
+
+
+#: cKDTree answers L-inf when the nearest kept row is much closer than a typical one
+#: (median ratio; its box pruning works then), the dense int8 search otherwise
+KD_CONTRAST = 0.36
 
 
 def _class_cpu(Q: np.ndarray, K: np.ndarray, workers: Workers) -> tuple[np.ndarray, np.ndarray]:
-    return _ClassSearch(Q, K).run(workers)
+    with single_threaded_blas():
+        search = _L2Search(Q, K)
+        sq = search.run(workers)
+        nq, nk = Q.shape[0], K.shape[0]
+        other = np.arange(nq) * 7919 % nk  # a fixed spread of (query, kept row) pairs
+        typical = _exact_sq(search.Qx, K, np.arange(nq), other)
+        if np.median(sq) <= KD_CONTRAST**2 * np.median(typical):
+            linf = _linf_cpu(Q, K, workers.workers)
+        else:
+            linf = _LinfCodes(Q, K).run(workers, search.nearest)
+    return sq, linf
 
 
 def _class_torch(Q: np.ndarray, K: np.ndarray, device: str) -> tuple[np.ndarray, np.ndarray]:
@@ -459,7 +508,7 @@ def nearest_kept(
         return np.empty(0), np.empty(0)
     dev = _device.resolve(device)
     if dev == "cpu":
-        with single_threaded_blas(), Workers() as workers:
+        with Workers() as workers:
             sq, linf = _class_cpu(Q, K, workers)
     else:
         sq, linf = _class_torch(Q, K, "cpu" if dev == "torch-cpu" else dev)
