@@ -249,7 +249,8 @@ def prune(
                     f"the budget of {want} is larger"
                 )
         sel = stratified_select(
-            reducer, X[candidates], want, strata=strata.labels[candidates],
+            reducer, X if dedup_info is None else X[candidates], want,  # no copy of X
+            strata=strata.labels[candidates],
             classes=stats.presence[candidates], min_per_class=min_per_class, seed=seed,
         )
         picked = candidates[np.asarray(sel.indices)]

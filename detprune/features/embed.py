@@ -613,7 +613,9 @@ def embed_images(
     if store is not None and not stored_dims:
         store.meta["dims"] = list(dims)
     d = sum(dims)
-    vectors = np.empty((n, d), np.float32)
+    from .._memory import empty
+
+    vectors = empty((n, d), np.float32)  # file-backed when large (see detprune._memory)
     ok = np.zeros(n, bool)
     if found is not None and hit.any():
         assert store is not None

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .._memory import empty
 from .._validation import Constraint, Interval, IsNone, validate_params
 from ._checks import check_matrix, describe, fail
 
@@ -95,13 +96,13 @@ def build_feature_space(
         if not use_box:
             return np.ascontiguousarray(A, dtype=np.float32)
         var_a = float(A.var(axis=0).sum())
-        F = np.empty((n, A.shape[1] + B.shape[1]), dtype=np.float32)
+        F = empty((n, A.shape[1] + B.shape[1]), np.float32)
         F[:, : A.shape[1]] = A
         del A
     else:
         # row blocks in float64, written straight into the float32 result: peak memory is
         # the result plus one block (a memory-mapped input is read once, never copied whole)
-        F = np.empty((n, d + (B.shape[1] if use_box else 0)), dtype=np.float32)
+        F = empty((n, d + (B.shape[1] if use_box else 0)), np.float32)
         s1 = np.zeros(d)
         s2 = np.zeros(d)
         for a in range(0, n, _BLOCK_ROWS):
