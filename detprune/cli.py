@@ -63,7 +63,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _embedding_args(p: argparse.ArgumentParser) -> None:
+def _embedding_args(p: argparse.ArgumentParser, *, cache: bool = True) -> None:
     g = p.add_argument_group("embedding")
     g.add_argument("--weights", default="auto",
                    help="ultralytics YOLOv5u checkpoint, legacy yolov5 .pt, model yaml (random init), "
@@ -72,8 +72,9 @@ def _embedding_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch", type=int, default=16, help="images per forward pass (default 16)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     g.add_argument("--workers", type=int, default=None, help="image-decoding workers")
-    g.add_argument("--cache", default=None, metavar="DIR",
-                   help="embedding cache folder (default DATA/.detprune/cache)")
+    if cache:
+        g.add_argument("--cache", default=None, metavar="DIR",
+                       help="embedding cache folder (default DATA/.detprune/cache)")
 
 
 def _add_prune(sub: argparse._SubParsersAction) -> None:
@@ -465,7 +466,7 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true",
                    help="start over when OUT holds other content or a sweep with other settings")
     p.add_argument("--verbose", action="store_true", help="show ultralytics' and codecarbon's log")
-    _embedding_args(p)
+    _embedding_args(p, cache=False)  # a sweep keeps its embeddings in OUT/cache
     p.set_defaults(func=_cmd_sweep)
 
 
@@ -473,10 +474,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     import shlex
 
     from .sweep import FULL, sweep
-
-    if args.cache is not None:
-        print("detprune: warning: --cache is ignored by sweep (it keeps its cache in OUT/cache)",
-              file=sys.stderr)
 
     def on_event(kind: str, cell, info: dict) -> None:
         what = "full data" if cell.method == FULL else f"{cell.method} keep {cell.keep:g}"
