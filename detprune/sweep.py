@@ -17,9 +17,9 @@ Layout of ``OUT``::
     results.csv           one row per finished cell (columns: ``RESULT_COLUMNS``)
     report.md, report.html, plots/*.png
 
-Resumption: a cell is finished when its ``train/results.json`` (and, for a
-pruned cell, ``data/manifest.json``) exist and record the settings this sweep
-asks for (method, seed, kept fraction, epochs). Finished cells are read back,
+Resumption: a cell is finished when its ``train/results.json`` and
+``data/manifest.json`` exist and record the settings this sweep asks for
+(method, seed, kept fraction, epochs) and the split's current fingerprint. Finished cells are read back,
 not rerun; an interrupted cell is redone from scratch. A cell that fails with a
 :class:`~detprune.errors.DetpruneError` is reported and skipped, and is retried
 by the next run of the same command.
@@ -222,12 +222,14 @@ def _add(*xs) -> float | None:
     return None if any(v is None for v in vals) else float(sum(vals))
 
 
-def _finished(cell: Cell, cdir: Path, epochs_for: Callable[[int], int]) -> tuple[dict, dict] | None:
+def _finished(cell: Cell, cdir: Path, epochs_for: Callable[[int], int],
+              source_fp: str) -> tuple[dict, dict] | None:
     """(manifest, results) of a finished cell, or None.
 
-    Finished means: ``train/results.json`` (and for a pruned cell
-    ``data/manifest.json``) readable and recording this cell's method, keep,
-    seed, and the epochs ``epochs_for(n_kept)`` this sweep plans for it.
+    Finished means: ``train/results.json`` and ``data/manifest.json`` readable and
+    recording this cell's method, keep, seed, the epochs ``epochs_for(n_kept)``
+    this sweep plans for it, and the current fingerprint of the split (images
+    added, removed or relabelled since make every cell run again).
     """
     results = _read_json(cdir / "train" / "results.json")
     if results is None or results.get("results_version") is None:
@@ -236,7 +238,8 @@ def _finished(cell: Cell, cdir: Path, epochs_for: Callable[[int], int]) -> tuple
         return None
     manifest = _read_json(cdir / "data" / "manifest.json") or {}
     method = "srs" if cell.method == FULL else cell.method
-    if (manifest.get("method") != method or manifest.get("seed") != cell.seed
+    if (manifest.get("source", {}).get("fingerprint") != source_fp
+            or manifest.get("method") != method or manifest.get("seed") != cell.seed
             or manifest.get("keep") != cell.keep or not isinstance(manifest.get("kept"), int)):
         return None
     if results.get("epochs") != epochs_for(-1 if cell.method == FULL else manifest["kept"]):
@@ -474,6 +477,10 @@ def sweep(
     }
     protected = [ds.root] + [ds.yaml] * (ds.yaml is not None)
     _prepare_out(out_path, settings, force=force, protected=protected)
+    from .export import fingerprint
+
+    records = ds.split(split).records
+    source_fp = fingerprint(ds.names, [r.image for r in records], [r.label for r in records], ds.root)
 
     emb = _embed_once(out_path, data, split=split, weights=weights, imgsz=imgsz, batch=batch,
                       device=device, workers=workers, embed_seed=embed_seed, country=country,
@@ -497,7 +504,7 @@ def sweep(
 
     for cell in cells:
         cdir = out_path / "cells" / cell.id
-        done = _finished(cell, cdir, epochs_for)
+        done = _finished(cell, cdir, epochs_for, source_fp)
         if done is not None:
             rows[cell.id] = _row(cell, cdir, out_path, *done, n_full, match, embed_energy)
             skipped.append(cell.id)

@@ -254,3 +254,23 @@ def test_a_dataset_without_val_is_refused_before_anything_runs(make_dataset, tmp
     with pytest.raises(DatasetError, match=r"sweep needs a 'train' and a 'val' split"):
         sweep(yaml, epochs=1, out=tmp_path / "sw", measure_energy=False)
     assert not (tmp_path / "sw").exists()
+
+
+def test_cells_rerun_when_the_dataset_changed(data, tmp_path):
+    from detprune.sweep import sweep
+
+    root = tmp_path / "copy"
+    shutil.copytree(data.parent, root)
+    imgs = [root / "images" / "train" / Path(p).name for p in data.parent.joinpath(
+        "train40.txt").read_text().split()]
+    (root / "train40.txt").write_text("".join(f"{p}\n" for p in imgs))
+    yaml = root / "tiny.yaml"
+    kw = {"methods": "srs", "keeps": "0.5", "epochs": 1, "imgsz": 64, "device": "cpu",
+          "weights": "yolov5n.yaml", "out": tmp_path / "sw", "baseline": False,
+          "measure_energy": False, "progress": False, "report": False}
+    assert sweep(yaml, **kw).skipped == []
+    assert sweep(yaml, **kw).skipped == ["srs-k0.5-s0"]
+    label = root / "labels" / "train" / (imgs[0].stem + ".txt")
+    label.write_text(label.read_text() + "0 0.5 0.5 0.1 0.1\n")  # relabelled since
+    r = sweep(yaml, **kw)
+    assert r.skipped == [] and len(r.rows) == 1
