@@ -202,7 +202,7 @@ def prune(
 
     # ---- embed
     with energy.phase("embed"):
-        emb, ok, usable, failed = _embed_records(
+        emb, vectors, usable, failed = _embed_records(
             ds, records, split, weights=weights, imgsz=imgsz, batch=batch, device=device,
             workers=workers, cache_dir=cache_dir, progress=progress,
             seed=seed if embed_seed is None else embed_seed,
@@ -225,8 +225,7 @@ def prune(
 
     with energy.phase("select"), search_settings(knn_index, seed=seed) as knn_log:
         X = build_feature_space(
-            emb.vectors if ok.all() else emb.vectors[ok],  # no copy when all embedded
-            stats.features() if box_weight > 0 else None,
+            vectors, stats.features() if box_weight > 0 else None,
             box_weight=box_weight, pca_dim=pca_dim, seed=seed,
         )
         candidates = np.arange(n)
@@ -284,7 +283,8 @@ def prune(
 
 
 def _embed_records(ds, records, split: str, *, cache_dir: Path, **kw):
-    """Embed records; returns (embeddings, ok mask, usable records, failures)."""
+    """Embed records; returns (embeddings, vectors of the usable records, usable records,
+    failures). The vectors are ``emb.vectors`` itself (no copy) when every record embedded."""
     import numpy as np
 
     from .errors import ParameterError
@@ -298,7 +298,8 @@ def _embed_records(ds, records, split: str, *, cache_dir: Path, **kw):
     usable = [r for r, good in zip(records, ok, strict=True) if good]
     if not usable:
         raise ParameterError(f"no image of split '{split}' could be embedded")
-    return emb, ok, usable, [(str(p), why) for p, why in emb.failures]
+    vectors = emb.vectors if ok.all() else emb.vectors[ok]
+    return emb, vectors, usable, [(str(p), why) for p, why in emb.failures]
 
 
 def rank(
@@ -337,14 +338,14 @@ def rank(
     ds = load_dataset(data, splits=[split])
     records = list(ds.split(split).records)
     cache_dir = Path(cache) if cache is not None else default_cache_dir(ds.root)
-    emb, ok, usable, _ = _embed_records(
+    _, vectors, usable, _ = _embed_records(
         ds, records, split, weights=weights, imgsz=imgsz, batch=batch, device=device,
         workers=workers, cache_dir=cache_dir, progress=progress, seed=seed,
     )
     stats = box_statistics(usable, ds.nc)
     strata = assign_strata(stats.presence, ds.names, min_size=min_stratum_size)
     X = build_feature_space(
-        emb.vectors if ok.all() else emb.vectors[ok], stats.features() if box_weight > 0 else None,
+        vectors, stats.features() if box_weight > 0 else None,
         box_weight=box_weight, seed=seed,
     )
     sel = stratified_select(
