@@ -206,3 +206,39 @@ def test_both_cpu_linf_engines_exact(case, contrast: float) -> None:
     r2, rinf = brute(Q, K)
     assert np.array_equal(linf, rinf)
     assert np.array_equal(l2, r2)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(query_sets(), st.sampled_from([1e100, -1.0]), st.sampled_from([1, 3, 64]))
+def test_max_linf_is_exact(case, contrast: float, first: int) -> None:
+    # epsilon only needs the largest L-inf distance: the pruned search must equal brute force
+    Q, K = case
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(represent, "KD_CONTRAST", contrast)  # 1e100: cKDTree, -1: int8 codes
+        mp.setattr(represent, "FIRST_BLOCK", first)
+        l2, top = represent._nearest(Q, K, "cpu", per_query=False)
+    r2, rinf = brute(Q, K)
+    assert top == (rinf.max() if rinf.size else 0.0)
+    assert np.array_equal(l2, r2)
+
+
+@pytest.mark.parametrize("engine", ["kdtree", "int8"])
+@pytest.mark.parametrize("first", [1, 64])
+def test_max_linf_when_l2_nearest_is_a_poor_linf_bound(
+    engine: str, first: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # kept rows alternate between "spiky" (small L2, large L-inf) and "flat" neighbours,
+    # so the L2-nearest row often overestimates the L-inf distance and the bound
+    # ordering is misleading: later queries must still be checked and some re-raised
+    monkeypatch.setattr(represent, "KD_CONTRAST", 1e100 if engine == "kdtree" else -1.0)
+    monkeypatch.setattr(represent, "FIRST_BLOCK", first)
+    rng = np.random.default_rng(11)
+    d = 24
+    Q = rng.standard_normal((700, d)).astype(np.float32)
+    spiky = Q[:350].copy()
+    spiky[np.arange(350), rng.integers(0, d, 350)] += np.float32(0.9)
+    flat = Q[350:] + np.float32(0.3) * np.sign(rng.standard_normal((350, d))).astype(np.float32)
+    K = np.concatenate([spiky, flat, rng.standard_normal((200, d)).astype(np.float32)])
+    for q, k in [(Q, K), (Q, K[:300]), (Q[::3], K[100:])]:
+        _, top = represent._nearest(q, k, "cpu", per_query=False)
+        assert top == brute(q, k)[1].max()
