@@ -176,7 +176,11 @@ def format_prune_report(m: dict, out) -> str:
             f"{c['boxes_before']:>7} -> {c['boxes_after']:<7}"
         )
     eps = m.get("epsilon") or {}
-    if eps:
+    labelled = any(c["images_before"] for n, c in m["classes"].items() if n != "(background)")
+    if eps and not labelled:
+        lines.append("")
+        lines.append("  epsilon: n/a (no image of the split has a box)")
+    elif eps:
         lines.append("")
         lines.append(f"  epsilon (L-inf, max over classes): {_fmt_num(eps.get('eps_linf'))}   "
                      f"(L2: {_fmt_num(eps.get('eps_l2'))})")
@@ -194,6 +198,12 @@ def format_prune_report(m: dict, out) -> str:
     fails = m["source"]["images_failed_embedding"] + m["source"]["images_excluded_unreadable"]
     if fails:
         lines.append(f"  {len(fails)} images could not be read and were left out (see manifest.json)")
+    if m.get("labels_cleaned"):
+        lines.append(f"  {len(m['labels_cleaned'])} kept images have bad label lines: written with their valid "
+                     f"boxes under {out}/labels/ (ultralytics would skip them whole)")
+    for prob in m["source"].get("problems", []):
+        if prob["kind"] == "no-labels":
+            lines.append(f"  warning: {prob['message']}")
     if m["source"].get("problem_count"):
         lines.append(f"  {m['source']['problem_count']} dataset problems (bad label lines are left out); "
                      "see manifest.json or `detprune inspect`")

@@ -262,7 +262,7 @@ def prune(
 
     kept = [usable[i] for i in picked]
     with energy.phase("export"), atomic_output_dir(out_path) as tmp:
-        _write_tree(tmp, out_path, ds, split, kept, materialize)
+        cleaned = _write_tree(tmp, out_path, ds, split, kept, materialize)
         manifest = _manifest(
             ds=ds, split=split, data=data, reducer=reducer, sel=sel, picked=picked, usable=usable,
             records=records, stats=stats, strata=strata, eps=eps, emb=emb, failed=failed,
@@ -273,6 +273,7 @@ def prune(
             fingerprint=fingerprint(ds.names, [r.image for r in records], [r.label for r in records], ds.root),
             energy=energy, started=t_start,
         )
+        manifest["labels_cleaned"] = cleaned
         write_manifest(tmp, manifest, _csv_rows(ds, records, usable, picked, sel, strata, stats))
     # the export phase closed after the manifest was written; record its final figures
     manifest["energy"] = energy.to_dict()
@@ -362,17 +363,42 @@ def _relkey(p: Path, root: Path) -> str:
         return p.as_posix()
 
 
-def _write_tree(tmp: Path, out: Path, ds, split: str, kept, materialize: str) -> None:
-    """Materialise the kept images of ``split`` and a data.yaml whose other splits are the originals."""
+def _write_tree(tmp: Path, out: Path, ds, split: str, kept, materialize: str) -> list[str]:
+    """Materialise the kept images of ``split`` and a data.yaml whose other splits are the originals.
+
+    Returns the kept images (relative to the dataset root) written with cleaned labels.
+    """
     from .export import materialize_split, write_data_yaml
 
     entries: dict[str, str | list[str]] = {}
+    cleaned = _cleaned_labels(ds.split(split), kept)
     for name in ds.splits:
         entries[name] = (
-            materialize_split(tmp, out, name, [r.image for r in kept], [r.label for r in kept], materialize)
+            materialize_split(
+                tmp, out, name, [r.image for r in kept], [r.label for r in kept], materialize, cleaned
+            )
             if name == split else _original_entry(ds, name)
         )
     write_data_yaml(tmp / "data.yaml", ds.names, entries)
+    return [_relkey(kept[i].image, ds.root) for i in sorted(cleaned)]
+
+
+def _cleaned_labels(split, kept) -> dict[int, str]:
+    """Label text of the valid lines, by position in ``kept``, for label files with a bad line.
+
+    ultralytics skips an image whose label file has a single bad line (too few
+    fields, a class id out of range, coordinates outside [0, 1], box and polygon rows
+    mixed, ...); detprune drops only that line, so such images get a cleaned copy of
+    their labels.
+    """
+    from .dataset.yolo import format_labels
+
+    bad = {p.file for p in split.problems if p.severity == "error" or p.kind == "mixed-rows"}
+    return {
+        i: format_labels(r.classes, r.boxes)
+        for i, r in enumerate(kept)
+        if r.label is not None and str(r.label) in bad
+    }
 
 
 def _original_entry(ds, name: str) -> str | list[str]:
@@ -535,7 +561,7 @@ def export(
     out_path = check_output_dir(Path(out), force=force, protected=[ds.root])
     m = dict(m, materialize=materialize)
     with atomic_output_dir(out_path) as tmp:
-        _write_tree(tmp, out_path, ds, split, kept, materialize)
+        m["labels_cleaned"] = _write_tree(tmp, out_path, ds, split, kept, materialize)
         (tmp / "manifest.json").write_text(json.dumps(m, indent=2, allow_nan=True) + "\n")
         src_csv = Path(manifest)
         src_csv = (src_csv if src_csv.is_dir() else src_csv.parent) / "manifest.csv"

@@ -24,8 +24,12 @@ def kinds(problems):
         ("3 0.5 0.5 0.2 0.2\n", [("class-id", 1)]),
         ("-1 0.5 0.5 0.2 0.2\n", [("class-id", 1)]),
         ("1.5 0.5 0.5 0.2 0.2\n", [("class-id", 1)]),
-        ("0 0.95 0.5 0.2 0.2\n", [("out-of-bounds", 1)]),
         ("0 1.5 0.5 0.2 0.2\n", [("out-of-bounds", 1)]),
+        ("0 0.5 -0.02 0.2 0.2\n", [("out-of-bounds", 1)]),
+        ("0 0.5 0.5 1.02 0.2\n", [("out-of-bounds", 1)]),
+        ("0 1.005 0.5 0.009 0.2\n", [("out-of-bounds", 1)]),  # nothing left inside
+        ("0 0.95 0.5 0.2 0.2\n", [("clipped-box", 1)]),  # ultralytics keeps and clips it
+        ("0 0.5 0.5 0.2 0.2\n1 0.1 0.1 0.3 0.1 0.3 0.4\n", [("mixed-rows", None)]),
         ("0 0.5 0.5 0 0.2\n", [("box-size", 1)]),
         ("0 0.5 0.5 0.2 -0.1\n", [("box-size", 1)]),
         ("0 0.5 0.5 0.2 0.2\n\n0 0.5 0.5 0.2 0.2\n", [("duplicate-box", 3)]),
@@ -35,8 +39,9 @@ def test_each_bad_line_is_reported(text, expected):
     classes, _boxes, problems = parse_label_text(text, 3, "x.txt")
     assert kinds(problems) == expected
     assert all(p.file == "x.txt" for p in problems)
-    # a duplicate keeps its first copy; anything else drops the line
-    assert len(classes) == (1 if expected[0][0] == "duplicate-box" else 0)
+    # warnings keep the line (a duplicate its first copy); errors drop it
+    kept = {"duplicate-box": 1, "clipped-box": 1, "mixed-rows": 2}.get(expected[0][0], 0)
+    assert len(classes) == kept
 
 
 def test_good_lines_survive_next_to_bad_ones():
@@ -89,7 +94,8 @@ def test_jpeg_missing_end_marker_is_truncated(tmp_path):
 
 
 def test_identical_images_across_splits_flagged(make_dataset):
-    y = make_dataset({"train": {"a": None}, "val": {"a": None}})  # same seed -> same bytes
+    box = "0 0.5 0.5 0.2 0.2\n"
+    y = make_dataset({"train": {"a": box}, "val": {"a": box}})  # same seed -> same bytes
     val = load_dataset(y).split("val")
     assert [p.kind for p in val.problems] == ["duplicate-image"]
     assert "two splits" in val.problems[0].message
@@ -109,3 +115,31 @@ def test_check_images_off_skips_probing(make_dataset):
     (y.parent / "images/train/junk.jpg").write_bytes(b"nope")
     split = load_dataset(y, check_images=False).split("train")
     assert len(split) == 2 and not split.problems
+
+
+def test_clipped_box_matches_ultralytics_clipping():
+    _classes, boxes, problems = parse_label_text("0 0.95 0.5 0.2 0.2\n", 3, "x.txt")
+    assert kinds(problems) == [("clipped-box", 1)] and problems[0].severity == "warning"
+    assert boxes[0].tolist() == pytest.approx([0.925, 0.5, 0.15, 0.2])
+
+
+def test_byte_order_mark_is_ignored(tmp_path):
+    from detprune.dataset.yolo import read_label_file
+
+    p = tmp_path / "bom.txt"
+    p.write_bytes("0 0.5 0.5 0.2 0.2\r\n1 0.2 0.2 0.1 0.1\r\n".encode("utf-8-sig"))
+    classes, _boxes, problems = read_label_file(p, 3)
+    assert classes.tolist() == [0, 1] and problems == []
+
+
+def test_split_without_any_label_file_is_explained(tmp_path):
+    # labels beside 'imgs/' instead of 'images/': ultralytics pairs none of them
+    for i in range(3):
+        write_image(tmp_path / "imgs" / "train" / f"a{i}.jpg", seed=i)
+        write_text(tmp_path / "labels" / "train" / f"a{i}.txt", "0 0.5 0.5 0.2 0.2\n")
+    write_text(tmp_path / "data.yaml", "train: imgs/train\nnames: [x]\n")
+    split = load_dataset(tmp_path / "data.yaml").split("train")
+    (p,) = [p for p in split.problems if p.kind == "no-labels"]
+    assert p.severity == "warning" and "'/images/'" in p.message
+    assert "labels/train/a0.txt" in p.message  # where a matching label file was seen
+    assert all(r.label is None for r in split.records)

@@ -310,6 +310,14 @@ def test_auto_uses_a_local_pretrained_checkpoint(tmp_path, monkeypatch):
     assert resolved.info.kind == "ultralytics" and Path(resolved.info.path).name == "yolov5nu.pt"
 
 
+@pytest.mark.skipif(not LEGACY.is_file(), reason="legacy yolov5n.pt not available")
+def test_auto_takes_a_local_legacy_yolov5n(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "yolov5n.pt").symlink_to(LEGACY)
+    resolved = resolve_weights("auto")
+    assert resolved.info.kind != "auto-random" and Path(resolved.info.path).name == "yolov5n.pt"
+
+
 def test_named_checkpoint_offline_fails_fast(monkeypatch):
     t = time.monotonic()
     with pytest.raises(DetpruneError, match="DETPRUNE_OFFLINE"):

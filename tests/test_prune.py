@@ -231,3 +231,43 @@ def test_cli_embed_caches_and_saves(data, tmp_path, capsys):
     assert np.load(tmp_path / "e.npy").shape == (n, 448)
     assert main(args) == 0
     assert f"(0 computed, {n} from cache" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode", ["list", "copy"])
+def test_images_with_bad_lines_get_cleaned_labels_ultralytics_accepts(tmp_path, cache, mode):
+    from ultralytics.data.utils import img2label_paths, verify_image_label
+
+    src = tmp_path / "bad"
+    shutil.copytree(SAMPLE_DATA, src)
+    labels = sorted((src / "labels" / "train").glob("*.txt"))
+    good = labels[0].read_text().splitlines()[0]
+    labels[0].write_text(f"{good}\n0 0.5 0.5 0.2\n")  # a 4-field line: ultralytics drops the image
+    labels[1].write_text(f"{good}\n7 0.1 0.1 0.1 0.1\n")  # class id out of range
+    labels[2].write_text(f"{good}\n1 0.1 0.1 0.3 0.1 0.3 0.4\n")  # box and polygon rows mixed
+    labels[3].write_text(f"{good}\n1 0.95 0.5 0.2 0.2\n")  # past the edge: ultralytics clips it
+    before = tree_digest(src)
+    r = pipeline.prune(src, method="srs", keep=1.0, out=tmp_path / "o", materialize=mode,
+                       cache=cache, **FAST)
+    cleaned = set(r.manifest["labels_cleaned"])
+    assert cleaned == {f"images/train/{p.stem}.jpg" for p in labels[:3]}
+    if mode == "list":
+        listed = (r.out / "train.txt").read_text().split()
+    else:
+        listed = [str(p) for p in sorted((r.out / "images" / "train").rglob("*.jpg"))]
+    assert len(listed) == r.manifest["kept"]
+    first = [float(v) for v in good.split()]
+    expected = {labels[0].stem: [first], labels[1].stem: [first],
+                labels[2].stem: [first, [1, 0.2, 0.25, 0.2, 0.3]]}  # the polygon's box
+    for img, lb in zip(listed, img2label_paths(listed), strict=True):
+        if Path(img).stem in expected:
+            assert Path(img).is_relative_to(r.out)  # listed from the output folder
+            rows = [[float(v) for v in line.split()] for line in Path(lb).read_text().splitlines()]
+            want = expected[Path(img).stem]
+            assert len(rows) == len(want)
+            assert all(a == pytest.approx(b, abs=1e-6) for a, b in zip(rows, want, strict=True))
+        out = verify_image_label((img, lb, "", False, 5, 0, 0, False))
+        assert out[0] is not None and out[8] == 0, (img, out[-1])  # not corrupt for ultralytics
+    assert tree_digest(src) == before
+    if mode == "list":  # rebuilding from the manifest cleans the same labels
+        again = pipeline.export(r.out / "manifest.json", out=tmp_path / "again", materialize="symlink")
+        assert set(again.manifest["labels_cleaned"]) == cleaned

@@ -156,7 +156,31 @@ def _load_split(
     paired = {lb for lb in labels}
     for d in label_dirs:
         problems.extend(_orphan_labels(d, paired))
+    if records and not any(r.label is not None for r in records):
+        problems.append(_no_labels_problem(split, root, records[0].image))
     return Split(split, tuple(entries), tuple(records), tuple(problems), tuple(excluded))
+
+
+def _no_labels_problem(split: str, root: Path, image: Path, max_entries: int = 200_000) -> Problem:
+    """A split without a single label file: say how labels are paired, and where one was seen."""
+    label = label_path_for(image)
+    msg = (
+        f"none of the images of split '{split}' has a label file, so every image is background. "
+        "Labels pair with images as in ultralytics: the last '/images/' in the image path becomes "
+        f"'/labels/' and the suffix '.txt' (here {image} -> {label})"
+    )
+    want = image.stem + ".txt"
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(x for x in dirnames if not x.startswith("."))
+        if want in filenames:
+            found = Path(dirpath) / want
+            msg += f"; a file {found} exists: put images under an 'images' folder and labels under 'labels'"
+            break
+        seen += len(filenames) + len(dirnames)
+        if seen > max_entries:
+            break
+    return Problem("no-labels", str(root), None, msg, "warning")
 
 
 def _read_optional_label(path: Path, nc: int):

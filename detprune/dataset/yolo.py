@@ -22,7 +22,9 @@ from .records import IMAGE_SUFFIXES, Problem
 
 SPLIT_NAMES = ("train", "val", "test")
 COORD_TOLERANCE = 1e-3
-"""Normalised coordinates within this distance outside [0, 1] are clipped, not reported."""
+"""Box corners within this distance outside [0, 1] are clipped silently (farther: a warning)."""
+ULTRALYTICS_TOLERANCE = 0.01
+"""ultralytics accepts ``xc, yc, w, h`` in ``[-0.01, 1.01]`` (and clips the box); so does detprune."""
 
 
 # ----------------------------------------------------------------------------- data.yaml
@@ -38,7 +40,7 @@ def read_data_yaml(path: Path) -> dict:
         (dict split -> list of source strings as written).
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not data
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     except UnicodeDecodeError as exc:
@@ -223,6 +225,7 @@ def parse_label_text(
     boxes: list[tuple[float, float, float, float]] = []
     problems: list[Problem] = []
     seen: dict[tuple, int] = {}
+    rows: set[str] = set()
     tol = COORD_TOLERANCE
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
@@ -264,15 +267,33 @@ def parse_label_text(
                 "box-size", file, lineno, f"box width and height must be > 0, got w={w:g} h={h:g}"
             ))
             continue
-        lo, hi = min(x0, y0), max(x1, y1)
-        if lo < -tol or hi > 1 + tol or (n == 5 and not (0 <= xc <= 1 and 0 <= yc <= 1)):
+        if n == 5:
+            xcyc = (xc, yc)
+        else:
+            xcyc = ((x0 + x1) / 2, (y0 + y1) / 2)
+        utol = ULTRALYTICS_TOLERANCE
+        if max(*xcyc, w, h) > 1 + utol or min(xcyc) < -utol:
             problems.append(Problem(
                 "out-of-bounds", file, lineno,
-                f"box extends outside the image ({x0:.4f},{y0:.4f})-({x1:.4f},{y1:.4f}); "
-                "coordinates must be normalised to [0, 1]",
+                f"box centre or size outside [0, 1] (xc={xcyc[0]:.4f} yc={xcyc[1]:.4f} w={w:.4f} "
+                f"h={h:.4f}); coordinates must be normalised",
             ))
             continue
-        x0, y0, x1, y1 = (min(max(v, 0.0), 1.0) for v in (x0, y0, x1, y1))
+        corners = (x0, y0, x1, y1)
+        x0, y0, x1, y1 = (min(max(v, 0.0), 1.0) for v in corners)
+        if x1 <= x0 or y1 <= y0:
+            problems.append(Problem(
+                "out-of-bounds", file, lineno, "box lies outside the image (nothing left after clipping)"
+            ))
+            continue
+        if min(corners) < -tol or max(corners) > 1 + tol:
+            problems.append(Problem(
+                "clipped-box", file, lineno,
+                "box extends outside the image ({:.4f},{:.4f})-({:.4f},{:.4f}); clipped to it, as "
+                "ultralytics does".format(*corners),
+                "warning",
+            ))
+        rows.add("box" if n == 5 else "polygon")
         box = ((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)
         key = (int(c), *(round(v, 6) for v in box))
         if key in seen:
@@ -283,6 +304,13 @@ def parse_label_text(
         seen[key] = lineno
         classes.append(int(c))
         boxes.append(box)
+    if len(rows) > 1:
+        problems.append(Problem(
+            "mixed-rows", file, None,
+            "label file mixes box rows and polygon rows (ultralytics skips such an image); "
+            "each row is read as a box",
+            "warning",
+        ))
     return (
         np.asarray(classes, dtype=np.int32),
         np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
@@ -301,7 +329,7 @@ def _is_float(v: str) -> bool:
 def read_label_file(path: Path, nc: int) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
     """Read and parse one label file; see :func:`parse_label_text`."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not data
     except UnicodeDecodeError:
         empty = (np.zeros(0, np.int32), np.zeros((0, 4), np.float32))
         return (*empty, [Problem("unreadable-label", str(path), None, "label file is not UTF-8 text")])

@@ -11,7 +11,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import yaml
@@ -107,20 +107,43 @@ def materialize_split(
     images: Sequence[Path],
     labels: Sequence[Path | None],
     mode: str,
+    cleaned: Mapping[int, str] | None = None,
 ) -> str:
     """Write the kept images of one split into ``tmp`` (to become ``out``).
+
+    Parameters
+    ----------
+    cleaned : mapping of int to str, optional
+        Label text to write instead of the source label file, by position in
+        ``images`` (the valid lines of a label file with bad lines: ultralytics would
+        skip the whole image for one bad line). With ``mode="list"`` these images are
+        linked under ``out/images/<split>/`` (symlink, else a copy) next to their
+        cleaned labels and listed from there.
 
     Returns
     -------
     str
         The ``data.yaml`` entry for the split: an absolute path under ``out``.
     """
+    cleaned = cleaned or {}
+    names = tree_names(images) if (mode != "list" or cleaned) else []
     if mode == "list":
-        atomic_write_text(tmp / f"{split}.txt", "".join(f"{p}\n" for p in images))
+        listed = [str(p) for p in images]
+        for i, text in cleaned.items():
+            dst = tmp / "images" / split / names[i]
+            try:
+                _link(images[i], dst, "symlink")
+            except OutputError:
+                _link(images[i], dst, "copy")
+            atomic_write_text(tmp / "labels" / split / names[i].with_suffix(".txt"), text)
+            listed[i] = str(out / "images" / split / names[i])
+        atomic_write_text(tmp / f"{split}.txt", "".join(f"{p}\n" for p in listed))
         return str(out / f"{split}.txt")
-    for rel, img, lb in zip(tree_names(images), images, labels, strict=True):
+    for i, (rel, img, lb) in enumerate(zip(names, images, labels, strict=True)):
         _link(img, tmp / "images" / split / rel, mode)
-        if lb is not None:
+        if i in cleaned:
+            atomic_write_text(tmp / "labels" / split / rel.with_suffix(".txt"), cleaned[i])
+        elif lb is not None:
             _link(lb, tmp / "labels" / split / rel.with_suffix(".txt"), mode)
     return str(out / "images" / split)
 

@@ -14,8 +14,9 @@ Accepted values
   key for key and shape for shape;
 - a model yaml (``yolov5n.yaml`` or a file): a random initialisation after
   ``torch.manual_seed(seed)`` (the global RNG state is restored afterwards);
-- ``"auto"`` (default): ``yolov5nu.pt`` if found locally or downloadable,
-  otherwise — loudly, with a warning — a random ``yolov5n.yaml`` backbone.
+- ``"auto"`` (default): ``yolov5nu.pt``, else ``yolov5n.pt`` (either format) if
+  found locally, else ``yolov5nu.pt`` downloaded, otherwise — loudly, with a
+  warning — a random ``yolov5n.yaml`` backbone.
 
 Checkpoints are read by :mod:`detprune.features._checkpoint`, which never
 executes code from the file; every model is rebuilt by ultralytics from a yaml.
@@ -53,6 +54,8 @@ logger = logging.getLogger("detprune.features")
 EMBED_LAYERS: tuple[int, ...] = (4, 6, 9)
 #: Checkpoint that ``weights="auto"`` looks for.
 AUTO_CHECKPOINT = "yolov5nu.pt"
+#: also taken by "auto" when found locally (an ultralytics or original-yolov5 checkpoint)
+_AUTO_LOCAL_ALT = "yolov5n.pt"
 _AUTO_FALLBACK_YAML = "yolov5n.yaml"
 _WIDTH_TO_SIZE = {16: "n", 32: "s", 48: "m", 64: "l", 80: "x"}
 _DOWNLOAD_TIMEOUT = 15.0
@@ -381,11 +384,13 @@ def resolve_weights(weights: str | os.PathLike = "auto", *, seed: int = 0) -> Re
         )
     text = os.fspath(weights)
     if text == "auto":
-        path = _find_or_fetch(AUTO_CHECKPOINT, strict=False)
+        local = [c for name in (AUTO_CHECKPOINT, _AUTO_LOCAL_ALT) for c in _candidates(name)]
+        path = next((c for c in local if c.is_file()), None)
+        path = path or _find_or_fetch(AUTO_CHECKPOINT, strict=False)
         if path is not None:
             return _plan_checkpoint(path, seed)
         message = (
-            f"weights='auto': no pretrained {AUTO_CHECKPOINT} found (looked in {weights_dir()}, "
+            f"weights='auto': no pretrained {AUTO_CHECKPOINT} or {_AUTO_LOCAL_ALT} found (looked in {weights_dir()}, "
             f"the current folder and ultralytics' weights_dir) and it could not be downloaded; "
             f"embedding with a RANDOMLY INITIALISED {_AUTO_FALLBACK_YAML} backbone (seed {seed}). "
             f"Selections will be far less meaningful; pass weights=<path to yolov5nu.pt>."
