@@ -107,7 +107,8 @@ def test_non_utf8_label(make_dataset):
     (y.parent / "labels/train/a.txt").write_bytes(b"\xff\xfe\x00garbage")
     split = load_dataset(y).split("train")
     assert [p.kind for p in split.problems] == ["unreadable-label"]
-    assert len(split) == 1
+    # nothing is known of its boxes: left out, not counted as a background image
+    assert len(split) == 0 and split.excluded[0].endswith("a.jpg")
 
 
 def test_check_images_off_skips_probing(make_dataset):

@@ -145,6 +145,10 @@ def _load_split(
         images, labels, parsed, probes, strict=True
     ):
         problems.extend(label_problems)
+        if any(p.kind == "unreadable-label" for p in label_problems):
+            # nothing is known of its objects: as background it would teach false negatives
+            excluded.append(str(img))
+            continue
         if probe is not None and probe.problem is not None:
             problems.append(probe.problem)
             if probe.problem.severity == "error":

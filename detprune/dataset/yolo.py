@@ -332,10 +332,10 @@ def read_label_file(path: Path, nc: int) -> tuple[np.ndarray, np.ndarray, list[P
         text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not data
     except UnicodeDecodeError:
         empty = (np.zeros(0, np.int32), np.zeros((0, 4), np.float32))
-        return (*empty, [Problem("unreadable-label", str(path), None, "label file is not UTF-8 text")])
+        return (*empty, [Problem("unreadable-label", str(path), None, "label file is not UTF-8 text; its image is left out")])
     except OSError as exc:
         empty = (np.zeros(0, np.int32), np.zeros((0, 4), np.float32))
-        return (*empty, [Problem("unreadable-label", str(path), None, f"cannot read: {exc.strerror or exc}")])
+        return (*empty, [Problem("unreadable-label", str(path), None, f"cannot read: {exc.strerror or exc}; its image is left out")])
     return parse_label_text(text, nc, str(path))
 
 
