@@ -183,7 +183,8 @@ def format_prune_report(m: dict, out) -> str:
     elif eps:
         lines.append("")
         lines.append(f"  epsilon (L-inf, max over classes): {_fmt_num(eps.get('eps_linf'))}   "
-                     f"(L2: {_fmt_num(eps.get('eps_l2'))})")
+                     f"(L2: {_fmt_num(eps.get('eps_l2'))}; mean L2 to the nearest kept image: "
+                     f"{_fmt_num(eps.get('mean_l2'))})")
     e = m["energy"]
     lines.append("")
     lines.append(f"  {'phase':<8} {'time':>9} {'energy':>13} {'CO2':>13}")

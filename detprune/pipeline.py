@@ -488,9 +488,16 @@ def _epsilon_dict(rep, names) -> dict:
     for c in rep.per_class():
         name = names[c["class"]] if 0 <= c["class"] < len(names) else str(c["class"])
         classes[name] = {k: v for k, v in c.items() if k != "class"}
+    total = sum(rep.n_total)
+    mean_l2 = (
+        sum(m * n for m, n in zip(rep.mean_l2, rep.n_total, strict=True) if n) / total if total else 0.0
+    )
     return {
         "eps_linf": rep.overall_linf,
         "eps_l2": rep.overall_l2,
+        # the mean over every (image, class) of the distance to the nearest kept image of the class:
+        # unlike the maxima, not decided by the rarest class alone
+        "mean_l2": mean_l2,
         "space": "selection feature space (normalised embedding + weighted box statistics)",
         "classes": classes,
         "warnings": list(rep.warnings),
