@@ -555,9 +555,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_SHOWN: set[str] = set()
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings as one line each, without source locations."""
+    """Warnings as one line each, without source locations, each text once per run."""
     text = str(message).strip().replace("\n", " ")
+    if text in _SHOWN:
+        return
+    _SHOWN.add(text)
     print(f"detprune: warning: {text}", file=file or sys.stderr)
 
 

@@ -302,6 +302,35 @@ def _write_csv(path: Path, rows: Sequence[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def _embedding_weights(weights: str, model: str | os.PathLike) -> str:
+    """``weights="auto"`` with no pretrained YOLOv5 found: the sweep's own ``model``
+    checkpoint (when its backbone loads) rather than a random backbone."""
+    if weights != "auto":
+        return weights
+    import warnings
+
+    from .features.weights import resolve_weights
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        if resolve_weights("auto").info.kind != "auto-random":
+            return weights
+    path = Path(os.fspath(model)).expanduser()
+    if path.suffix.lower() not in (".pt", ".pth") or not path.is_file():
+        return weights
+    try:
+        resolve_weights(path)
+    except DetpruneError:
+        return weights
+    warnings.warn(
+        f"weights='auto': no pretrained yolov5nu.pt or yolov5n.pt found; embedding with the "
+        f"backbone of --model {path} instead of a random one",
+        UserWarning,
+        stacklevel=3,
+    )
+    return str(path.resolve())
+
+
 def _embed_once(out: Path, data, *, split: str, weights: str, imgsz: int, batch: int, device: str,
                 workers: int | None, embed_seed: int, country: str | None, measure_energy: bool,
                 progress: bool, verbose: bool) -> dict:
@@ -380,7 +409,9 @@ def sweep(
     model : str or path-like
         Model to fine-tune (see :func:`detprune.train.train`).
     weights : str
-        Embedding weights (see :func:`detprune.pipeline.prune`).
+        Embedding weights (see :func:`detprune.pipeline.prune`). ``"auto"`` with no
+        pretrained YOLOv5 checkpoint found uses the backbone of ``model`` when it is a
+        checkpoint that loads, rather than a random backbone.
     imgsz, batch, device, workers
         Used for embedding and training.
     split : str
@@ -465,6 +496,7 @@ def sweep(
                            f"val): {exc}") from None
     if not ds.split(split).records:
         raise ParameterError(f"split '{split}' of {data} has no readable images")
+    weights = _embedding_weights(weights, model)
     name = (ds.yaml.stem if ds.yaml is not None and ds.yaml.stem != "data" else ds.root.name)
     out_path = Path(out).expanduser() if out is not None else Path("runs/detprune") / f"sweep-{name}"
     out_path = out_path.resolve()

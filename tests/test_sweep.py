@@ -274,3 +274,22 @@ def test_cells_rerun_when_the_dataset_changed(data, tmp_path):
     label.write_text(label.read_text() + "0 0.5 0.5 0.1 0.1\n")  # relabelled since
     r = sweep(yaml, **kw)
     assert r.skipped == [] and len(r.rows) == 1
+
+
+def test_auto_weights_fall_back_to_the_models_checkpoint(tmp_path, monkeypatch):
+    from conftest import LEGACY_WEIGHTS
+
+    from detprune.features import weights as W
+    from detprune.sweep import _embedding_weights
+
+    # no pretrained checkpoint anywhere, downloads off: "auto" alone would be a random backbone
+    monkeypatch.setattr(W, "_candidates", lambda name: [tmp_path / "none" / name])
+    monkeypatch.setenv("DETPRUNE_OFFLINE", "1")
+    assert _embedding_weights("yolov5n.yaml", "whatever.pt") == "yolov5n.yaml"  # explicit: kept
+    assert _embedding_weights("auto", "yolov5n.yaml") == "auto"  # a yaml has no trained backbone
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert _embedding_weights("auto", tmp_path / "junk.pt") == "auto"
+    if LEGACY_WEIGHTS.is_file():
+        with pytest.warns(UserWarning, match="backbone of --model"):
+            got = _embedding_weights("auto", LEGACY_WEIGHTS)
+        assert got == str(LEGACY_WEIGHTS.resolve())
