@@ -109,6 +109,8 @@ def _add_prune(sub: argparse._SubParsersAction) -> None:
                    help="k-NN search of the graph-based methods: exact (default); auto: IVF from "
                         "200k images; ivf/hnsw: approximate; recall@k is measured and recorded "
                         "in the manifest")
+    p.add_argument("--no-eps", action="store_true",
+                   help="skip the epsilon-representativeness report (saves time on millions of images)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="extra method parameter (repeatable), e.g. --param temperature=0.5")
     p.add_argument("--country", default=None, help="ISO alpha-3 country for CO2 (e.g. ESP)")
@@ -143,7 +145,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         imgsz=args.imgsz, batch=args.batch, device=args.device, workers=args.workers,
         cache=args.cache, min_per_class=args.min_per_class, min_stratum_size=args.min_stratum_size,
         box_weight=args.box_weight, pca_dim=args.pca, dedup_threshold=args.dedup_threshold,
-        knn_index=args.knn_index,
+        knn_index=args.knn_index, report_epsilon=not args.no_eps,
         method_params=_parse_params(args.param), country=args.country,
         measure_energy=not args.no_energy, force=args.force, progress=not args.quiet,
         verbose=args.verbose,
@@ -177,7 +179,10 @@ def format_prune_report(m: dict, out) -> str:
         )
     eps = m.get("epsilon") or {}
     labelled = any(c["images_before"] for n, c in m["classes"].items() if n != "(background)")
-    if eps and not labelled:
+    if m.get("epsilon", {}) is None:
+        lines.append("")
+        lines.append("  epsilon: not computed (--no-eps)")
+    elif eps and not labelled:
         lines.append("")
         lines.append("  epsilon: n/a (no image of the split has a box)")
     elif eps:

@@ -96,6 +96,7 @@ def prune(
     pca_dim: int | None = None,
     dedup_threshold: float | None = None,
     knn_index: str = "exact",
+    report_epsilon: bool = True,
     method_params: dict | None = None,
     country: str | None = None,
     measure_energy: bool = True,
@@ -142,6 +143,10 @@ def prune(
         ``"auto"`` switches to IVF from 200 000 images; approximate searches record
         their recall@k (measured against exact search on 1000 sampled queries) in
         the manifest's ``selection_settings.knn_search``.
+    report_epsilon : bool
+        Compute the ε-representativeness of the selection (default True; its own
+        energy phase ``epsilon``). False skips it (``"epsilon": null`` in the manifest):
+        at a million images it costs about as much as the selection.
     method_params : dict, optional
         Extra parameters of the method.
     country : str, optional
@@ -253,7 +258,9 @@ def prune(
             classes=stats.presence[candidates], min_per_class=min_per_class, seed=seed,
         )
         picked = candidates[np.asarray(sel.indices)]
-        with warnings.catch_warnings():
+    eps = None
+    if report_epsilon:  # a measurement, not part of the selection: a phase of its own
+        with energy.phase("epsilon"), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # recorded in the manifest instead
             eps = _epsilon_dict(epsilon(X, picked, labels=stats.presence), ds.names)
 

@@ -257,8 +257,12 @@ def _row(cell: Cell, cdir: Path, out: Path, manifest: dict, results: dict, n_ful
         prune = {"seconds": 0.0, "energy_kwh": 0.0, "co2_kg": 0.0}
         eps_linf = eps_l2 = None
     else:
-        own = (manifest.get("energy") or {}).get("total") or {}
-        prune = {k: _add(embed_energy.get(k), own.get(k)) for k in ("seconds", "energy_kwh", "co2_kg")}
+        # the cell's own phases (cached embeddings, selection, export), without the ε
+        # measurement: that is not a cost of reducing the data
+        phases = [v for k, v in ((manifest.get("energy") or {}).get("phases") or {}).items()
+                  if k != "epsilon"]
+        prune = {k: _add(embed_energy.get(k), *(ph.get(k) for ph in phases))
+                 for k in ("seconds", "energy_kwh", "co2_kg")}
         eps = manifest.get("epsilon") or {}
         eps_linf, eps_l2 = _num(eps.get("eps_linf")), _num(eps.get("eps_l2"))
     return {

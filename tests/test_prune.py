@@ -144,7 +144,20 @@ def test_cli_prune_prints_report_and_opens_no_socket(data, cache, tmp_path, caps
     assert "epsilon" in out and "total" in out and str(tmp_path / "o") in out
     assert calls == []
     m = json.loads((tmp_path / "o" / "manifest.json").read_text())
-    assert set(m["energy"]["phases"]) == {"embed", "select", "export"}
+    assert set(m["energy"]["phases"]) == {"embed", "select", "epsilon", "export"}
+    assert m["epsilon"]["eps_linf"] > 0 and m["epsilon"]["mean_l2"] > 0
+
+
+def test_no_eps_skips_the_report_and_its_phase(data, cache, tmp_path, capsys):
+    code = main([
+        "prune", str(data), "--method", "srs", "--keep", "0.3", "--out", str(tmp_path / "o"),
+        "--weights", "yolov5n.yaml", "--imgsz", "64", "--workers", "0", "--quiet", "--cache", str(cache),
+        "--no-energy", "--no-eps",
+    ])
+    assert code == 0
+    assert "epsilon: not computed (--no-eps)" in capsys.readouterr().out
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert m["epsilon"] is None and set(m["energy"]["phases"]) == {"embed", "select", "export"}
 
 
 def _redundant_kept(manifest: dict, groups: list[list[str]]) -> int:

@@ -370,8 +370,8 @@ def _energy_text(meta: Mapping[str, Any]) -> list[Block]:
         blocks.append(("p", "The training set was embedded once for the whole sweep ("
                             + _embedding_text(emb) + "). A cell's reduction energy is that "
                             "one-time embedding plus the cell's own selection and export — what "
-                            "a user running only that method would pay; the full-data baseline "
-                            "has no reduction."))
+                            "a user running only that method would pay (the ε measurement is "
+                            "not counted); the full-data baseline has no reduction."))
     blocks.append(("p", "These figures are estimates: they leave out power-supply losses, "
                         "fans, disks, the network and other processes' share of the machine, and "
                         "differ from what a wall meter would read. Compare them between the runs "
