@@ -316,10 +316,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "(step:F@P, increment:F, cut:K[:F]).",
     )
     p.add_argument("data", help="data.yaml, or a (pruned) dataset folder holding one")
-    p.add_argument("--model", default="yolov5n.yaml",
+    p.add_argument("--model", default="auto",
                    help="model yaml (random init), ultralytics checkpoint (yolov5nu.pt) or legacy "
-                        "yolov5 checkpoint (backbone and neck transferred, head fresh); "
-                        "default yolov5n.yaml")
+                        "yolov5 checkpoint (backbone and neck transferred, head fresh); default auto: "
+                        "a local yolov5nu.pt or yolov5n.pt, else the checkpoint the pruned dataset "
+                        "was embedded with, else yolov5n.yaml from scratch (warned)")
     p.add_argument("--epochs", type=int, required=True, help="number of epochs")
     p.add_argument("--imgsz", type=int, default=640, help="image size (default 640)")
     p.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
@@ -470,8 +471,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
                    help="epochs: every cell trains --epochs epochs (the paper's protocol; pruned runs "
                         "are cheaper and take fewer steps); steps: pruned cells train more epochs so "
                         "that every cell takes about as many optimizer steps as the full run")
-    p.add_argument("--model", default="yolov5n.yaml",
-                   help="model to fine-tune (yaml, ultralytics or legacy yolov5 checkpoint)")
+    p.add_argument("--model", default="auto",
+                   help="model to fine-tune (yaml, ultralytics or legacy yolov5 checkpoint; default "
+                        "auto: a local yolov5nu.pt or yolov5n.pt, else yolov5n.yaml from scratch)")
     p.add_argument("--out", default=None, help="sweep folder (default ./runs/detprune/sweep-<data>)")
     p.add_argument("--no-baseline", action="store_true", help="do not train the full-data baseline")
     p.add_argument("--val-each-epoch", action="store_true",

@@ -370,7 +370,7 @@ def sweep(
     seeds: Sequence[int] | str = (0,),
     epochs: int,
     match: str = "epochs",
-    model: str | os.PathLike = "yolov5n.yaml",
+    model: str | os.PathLike = "auto",
     weights: str = "auto",
     imgsz: int = 640,
     batch: int = 16,
@@ -411,7 +411,8 @@ def sweep(
     match : {"epochs", "steps"}
         Equal epochs or (about) equal optimizer steps; see the module docstring.
     model : str or path-like
-        Model to fine-tune (see :func:`detprune.train.train`).
+        Model to fine-tune (see :func:`detprune.train.train`); ``"auto"`` is resolved
+        once, before the first cell, and recorded in ``sweep.json``.
     weights : str
         Embedding weights (see :func:`detprune.pipeline.prune`). ``"auto"`` with no
         pretrained YOLOv5 checkpoint found uses the backbone of ``model`` when it is a
@@ -500,6 +501,10 @@ def sweep(
                            f"val): {exc}") from None
     if not ds.split(split).records:
         raise ParameterError(f"split '{split}' of {data} has no readable images")
+    if os.fspath(model) == "auto":
+        from .train.finetune import auto_model
+
+        model = auto_model(None)
     weights = _embedding_weights(weights, model)
     name = (ds.yaml.stem if ds.yaml is not None and ds.yaml.stem != "data" else ds.root.name)
     out_path = Path(out).expanduser() if out is not None else Path("runs/detprune") / f"sweep-{name}"

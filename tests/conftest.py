@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# No test may reach the network: "auto" weights and models then fall back at once
+# instead of trying a download. Tests of the download path unset it themselves.
+os.environ.setdefault("DETPRUNE_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = ROOT / "sample_data"

@@ -22,6 +22,12 @@ NAMES = ["circle", "square", "triangle", "star", "ring"]
 TINY = ["--imgsz", "64", "--batch", "16", "--device", "cpu", "--weights", "yolov5n.yaml"]
 
 
+@pytest.fixture(autouse=True)
+def _scratch_model(monkeypatch):
+    """model="auto" trains yolov5n.yaml here, whatever checkpoints this machine holds."""
+    monkeypatch.setattr("detprune.train.finetune.auto_model", lambda manifest=None: "yolov5n.yaml")
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     """A copy of sample_data whose train split lists its first 40 images."""

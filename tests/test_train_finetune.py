@@ -32,6 +32,13 @@ N_TRAIN = 48
 TINY = {"imgsz": 64, "batch": 16, "workers": 0, "device": "cpu"}
 
 
+@pytest.fixture(autouse=True)
+def _scratch_model(monkeypatch):
+    """model="auto" trains yolov5n.yaml here, whatever checkpoints this machine holds
+    (auto_model itself: tests/test_train_auto_model.py)."""
+    monkeypatch.setattr("detprune.train.finetune.auto_model", lambda manifest=None: "yolov5n.yaml")
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     """A copy of sample_data whose train split is a list of its first 48 images."""
@@ -384,3 +391,4 @@ def test_cpu_training_uses_every_core_and_restores_the_thread_count(data, tmp_pa
     assert seen and set(seen) == {cores}  # ultralytics alone would use cores - 1
     assert r.results["settings"]["cpu_threads"] == cores
     assert torch.get_num_threads() == before
+

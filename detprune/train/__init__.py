@@ -5,7 +5,7 @@
 
 Public API
 ----------
-train(data, *, model="yolov5n.yaml", epochs, ...) -> TrainResult
+train(data, *, model="auto", epochs, ...) -> TrainResult
 TrainResult            frozen: out, results (the content of results.json)
 fractions(schedule, epochs) -> list[float]
 images_for_epoch(n, fraction, epoch, *, order=None, seed=0) -> ndarray

@@ -226,6 +226,36 @@ class _ModelPlan:
     info: dict
 
 
+def auto_model(manifest: Mapping[str, Any] | None = None) -> str:
+    """What ``model="auto"`` trains: a pretrained checkpoint when one is at hand.
+
+    In order: the checkpoint ``weights="auto"`` of the embedder finds (a local
+    ``yolov5nu.pt`` or ``yolov5n.pt``, else a download where allowed); the
+    checkpoint a pruned dataset's embeddings were computed with (from its
+    manifest); otherwise, with a warning, ``yolov5n.yaml`` from scratch.
+    """
+    import warnings
+
+    from ..features.weights import resolve_weights
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        info = resolve_weights("auto").info
+    if info.kind != "auto-random" and info.path:
+        return info.path
+    w = ((manifest or {}).get("embedding") or {}).get("weights") or {}
+    if w.get("kind") in ("ultralytics", "legacy") and w.get("path") and Path(w["path"]).is_file():
+        return str(w["path"])
+    warnings.warn(
+        "model='auto': no pretrained yolov5nu.pt or yolov5n.pt found (nor in the pruned "
+        "dataset's manifest); training yolov5n.yaml from scratch, which needs far more epochs "
+        "than fine-tuning. Pass --model <checkpoint> to fine-tune.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return "yolov5n.yaml"
+
+
 def _plan_model(model: str | os.PathLike, seed: int) -> _ModelPlan:
     """Decide how the detection model is built; reads a checkpoint, builds nothing."""
     text = os.fspath(model)
@@ -824,7 +854,7 @@ def _is_path_sequence(value: Any) -> bool:
 def train(
     data: str | os.PathLike,
     *,
-    model: str | os.PathLike = "yolov5n.yaml",
+    model: str | os.PathLike = "auto",
     epochs: int,
     imgsz: int = 640,
     batch: int = 16,
@@ -853,10 +883,11 @@ def train(
     data : path-like
         A ``data.yaml``, a folder holding one (a dataset or a pruned dataset with
         ``manifest.json``), or a pruned dataset's ``manifest.json``.
-    model : str or path-like, default "yolov5n.yaml"
+    model : str or path-like, default "auto"
         Model yaml (random init), ultralytics checkpoint, or legacy yolov5
         checkpoint (backbone and neck transferred, head fresh); see the module
-        docstring.
+        docstring. ``"auto"``: see :func:`auto_model` (a pretrained checkpoint when
+        one is found, else ``yolov5n.yaml`` with a warning).
     epochs : int
         Number of epochs, >= 1.
     imgsz : int, default 640
@@ -976,7 +1007,11 @@ def train(
             f"(a manifest.json beside {plan.yaml.name}). Got 'manifest' instead."
         )
     dev = _resolve_device(device)
+    requested = os.fspath(model)
+    if requested == "auto":
+        model = auto_model(plan.manifest)
     model_plan = _plan_model(model, seed)
+    model_plan.info["requested"] = requested
     out_path = Path(out).expanduser() if out is not None else default_out(
         plan.yaml, os.fspath(model), epochs, sched_text)
     out_path = _prepare_out(out_path, plan, force)
