@@ -207,6 +207,9 @@ def format_prune_report(m: dict, out) -> str:
     if m.get("labels_cleaned"):
         lines.append(f"  {len(m['labels_cleaned'])} kept images have bad label lines: written with their valid "
                      f"boxes under {out}/labels/ (ultralytics would skip them whole)")
+    if m.get("images_copied"):
+        lines.append(f"  {len(m['images_copied'])} kept JPEGs have data after their end-of-image marker: "
+                     f"copied into {out}/images/ (ultralytics rewrites such files in place)")
     for prob in m["source"].get("problems", []):
         if prob["kind"] == "no-labels":
             lines.append(f"  warning: {prob['message']}")

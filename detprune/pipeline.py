@@ -269,7 +269,7 @@ def prune(
 
     kept = [usable[i] for i in picked]
     with energy.phase("export"), atomic_output_dir(out_path) as tmp:
-        cleaned = _write_tree(tmp, out_path, ds, split, kept, materialize)
+        written = _write_tree(tmp, out_path, ds, split, kept, materialize)
         manifest = _manifest(
             ds=ds, split=split, data=data, reducer=reducer, sel=sel, picked=picked, usable=usable,
             records=records, stats=stats, strata=strata, eps=eps, emb=emb, failed=failed,
@@ -280,7 +280,7 @@ def prune(
             fingerprint=fingerprint(ds.names, [r.image for r in records], [r.label for r in records], ds.root),
             energy=energy, started=t_start,
         )
-        manifest["labels_cleaned"] = cleaned
+        manifest.update(written)
         write_manifest(tmp, manifest, _csv_rows(ds, records, usable, picked, sel, strata, stats))
     # the export phase closed after the manifest was written; record its final figures
     manifest["energy"] = energy.to_dict()
@@ -370,24 +370,32 @@ def _relkey(p: Path, root: Path) -> str:
         return p.as_posix()
 
 
-def _write_tree(tmp: Path, out: Path, ds, split: str, kept, materialize: str) -> list[str]:
+def _write_tree(tmp: Path, out: Path, ds, split: str, kept, materialize: str) -> dict[str, list[str]]:
     """Materialise the kept images of ``split`` and a data.yaml whose other splits are the originals.
 
-    Returns the kept images (relative to the dataset root) written with cleaned labels.
+    Returns the kept images (relative to the dataset root) written with cleaned
+    labels (``labels_cleaned``) and those copied whatever the mode
+    (``images_copied``: JPEGs with trailing data, which ultralytics rewrites in place).
     """
     from .export import materialize_split, write_data_yaml
 
     entries: dict[str, str | list[str]] = {}
     cleaned = _cleaned_labels(ds.split(split), kept)
+    rewritten = {p.file for p in ds.split(split).problems if p.kind == "jpeg-trailing-data"}
+    copies = {i for i, r in enumerate(kept) if str(r.image) in rewritten}
     for name in ds.splits:
         entries[name] = (
             materialize_split(
-                tmp, out, name, [r.image for r in kept], [r.label for r in kept], materialize, cleaned
+                tmp, out, name, [r.image for r in kept], [r.label for r in kept], materialize,
+                cleaned, copies,
             )
             if name == split else _original_entry(ds, name)
         )
     write_data_yaml(tmp / "data.yaml", ds.names, entries)
-    return [_relkey(kept[i].image, ds.root) for i in sorted(cleaned)]
+    return {
+        "labels_cleaned": [_relkey(kept[i].image, ds.root) for i in sorted(cleaned)],
+        "images_copied": [_relkey(kept[i].image, ds.root) for i in sorted(copies)],
+    }
 
 
 def _cleaned_labels(split, kept) -> dict[int, str]:
@@ -575,7 +583,7 @@ def export(
     out_path = check_output_dir(Path(out), force=force, protected=[ds.root])
     m = dict(m, materialize=materialize)
     with atomic_output_dir(out_path) as tmp:
-        m["labels_cleaned"] = _write_tree(tmp, out_path, ds, split, kept, materialize)
+        m.update(_write_tree(tmp, out_path, ds, split, kept, materialize))
         (tmp / "manifest.json").write_text(json.dumps(m, indent=2, allow_nan=True) + "\n")
         src_csv = Path(manifest)
         src_csv = (src_csv if src_csv.is_dir() else src_csv.parent) / "manifest.csv"

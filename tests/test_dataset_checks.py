@@ -144,3 +144,28 @@ def test_split_without_any_label_file_is_explained(tmp_path):
     assert p.severity == "warning" and "'/images/'" in p.message
     assert "labels/train/a0.txt" in p.message  # where a matching label file was seen
     assert all(r.label is None for r in split.records)
+
+
+def test_tiny_image_is_left_out(tmp_path):
+    """ultralytics skips images under 10 pixels a side: they must not take a budget slot."""
+    write_image(tmp_path / "ds/images/train/tiny.jpg", 9, 40)
+    write_image(tmp_path / "ds/images/train/ok.jpg", 10, 10)
+    for stem in ("tiny", "ok"):
+        write_text(tmp_path / f"ds/labels/train/{stem}.txt", "0 0.5 0.5 0.2 0.2\n")
+    split = load_dataset(tmp_path / "ds").split("train")
+    assert [(p.kind, p.file.split("/")[-1]) for p in split.problems] == [("tiny-image", "tiny.jpg")]
+    assert "9x40" in split.problems[0].message
+    assert [r.image.name for r in split.records] == ["ok.jpg"]
+
+
+def test_image_in_a_format_ultralytics_rejects_is_left_out(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "ds/images/train").mkdir(parents=True)
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(tmp_path / "ds/images/train/gif.png", format="GIF")
+    write_image(tmp_path / "ds/images/train/ok.png", 32, 32)
+    for stem in ("gif", "ok"):
+        write_text(tmp_path / f"ds/labels/train/{stem}.txt", "0 0.5 0.5 0.2 0.2\n")
+    split = load_dataset(tmp_path / "ds").split("train")
+    assert [(p.kind, p.file.split("/")[-1]) for p in split.problems] == [("image-format", "gif.png")]
+    assert [r.image.name for r in split.records] == ["ok.png"]

@@ -284,3 +284,34 @@ def test_images_with_bad_lines_get_cleaned_labels_ultralytics_accepts(tmp_path, 
     if mode == "list":  # rebuilding from the manifest cleans the same labels
         again = pipeline.export(r.out / "manifest.json", out=tmp_path / "again", materialize="symlink")
         assert set(again.manifest["labels_cleaned"]) == cleaned
+
+
+@pytest.mark.parametrize("mode", ["list", "symlink", "hardlink"])
+def test_jpegs_ultralytics_would_rewrite_are_copied(tmp_path, cache, mode):
+    """ultralytics rewrites a JPEG with data after its end marker in place: never the source."""
+    from ultralytics.data.utils import img2label_paths, verify_image_label
+
+    src = tmp_path / "trail"
+    shutil.copytree(SAMPLE_DATA, src)
+    images = sorted((src / "images" / "train").glob("*.jpg"))
+    for img in images[:2]:
+        with open(img, "ab") as f:
+            f.write(b"appended motion-photo video" * 50)
+    before = tree_digest(src)
+    r = pipeline.prune(src, method="srs", keep=1.0, out=tmp_path / "o", materialize=mode,
+                       cache=cache, **FAST)
+    assert set(r.manifest["images_copied"]) == {f"images/train/{p.name}" for p in images[:2]}
+    kinds = {p["kind"] for p in r.manifest["source"]["problems"]}
+    assert "jpeg-trailing-data" in kinds and "truncated-image" not in kinds
+    if mode == "list":
+        listed = (r.out / "train.txt").read_text().split()
+    else:
+        listed = [str(p) for p in sorted((r.out / "images" / "train").rglob("*.jpg"))]
+    assert len(listed) == r.manifest["kept"] == len(images)
+    rewritten = 0
+    for img, lb in zip(listed, img2label_paths(listed), strict=True):
+        out = verify_image_label((img, lb, "", False, 5, 0, 0, False))
+        assert out[0] is not None and out[8] == 0, (img, out[-1])
+        rewritten += "restored" in out[-1]
+    assert rewritten == 2  # ultralytics did rewrite them: the copies under the output folder
+    assert tree_digest(src) == before

@@ -392,3 +392,40 @@ def test_cpu_training_uses_every_core_and_restores_the_thread_count(data, tmp_pa
     assert r.results["settings"]["cpu_threads"] == cores
     assert torch.get_num_threads() == before
 
+
+
+def test_training_never_rewrites_a_source_jpeg(tmp_path, no_network):
+    """ultralytics "restores" a JPEG with data after its end marker in place; train prevents it."""
+    root = tmp_path / "sd"
+    shutil.copytree(SAMPLE_DATA, root)
+    train_imgs = sorted((root / "images" / "train").glob("*.jpg"))[:16]
+    val_img = sorted((root / "images" / "val").glob("*.jpg"))[0]
+    for img in (train_imgs[0], val_img):
+        with open(img, "ab") as f:
+            f.write(b"appended motion-photo video" * 40)
+    (root / "t16.txt").write_text("".join(f"{p}\n" for p in train_imgs))
+    (root / "t.yaml").write_text("train: t16.txt\nval: images/val\nnames: [circle, square, triangle, star, ring]\n")
+    before = tree_digest(root)
+    r = train(root / "t.yaml", epochs=1, out=tmp_path / "run", measure_energy=False, **TINY)
+    assert r.results["settings"]["jpegs_scanned_through_a_copy"] == 2
+    assert tree_digest(root) == before
+
+
+def test_scan_guard_only_acts_inside_its_block(tmp_path):
+    import ultralytics.data.dataset as uds
+
+    from detprune.train._protect import no_image_rewrites
+
+    src = tmp_path / "images" / "a.jpg"
+    shutil.copytree(SAMPLE_DATA / "images" / "val", src.parent)
+    first = sorted(src.parent.glob("*.jpg"))[0]
+    first.rename(src)
+    data = src.read_bytes() + b"trailing" * 10
+    src.write_bytes(data)
+    args = (str(src), str(tmp_path / "labels" / "a.txt"), "", False, 5, 0, 0, False)
+    with no_image_rewrites() as protected:
+        out = uds.verify_image_label(args)
+    assert out[0] == str(src) and out[8] == 0 and "left unmodified" in out[-1]
+    assert protected == [str(src)] and src.read_bytes() == data
+    uds.verify_image_label(args)  # unguarded: ultralytics rewrites the file
+    assert src.read_bytes() != data

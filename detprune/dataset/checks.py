@@ -1,4 +1,4 @@
-"""Checks on image files: readable, not truncated, size, byte-identical copies.
+"""Checks on image files: readable, not truncated, not tiny, byte-identical copies.
 
 Everything here only reads.
 """
@@ -15,8 +15,13 @@ from pathlib import Path
 
 from .records import Problem
 
-_JPEG_SUFFIXES = (".jpg", ".jpeg")
 _EXIF_ORIENTATION = 0x0112
+#: ultralytics treats an image under this many pixels a side as corrupt and skips it
+MIN_SIDE = 10
+#: PIL format names (lower case) ultralytics accepts (its IMG_FORMATS and "jpeg2000")
+_TRAINABLE_FORMATS = frozenset(
+    {"bmp", "dng", "jpeg", "jpeg2000", "mpo", "png", "tiff", "webp", "heic", "heif", "avif"}
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ def probe_image(path: Path) -> ImageProbe:
     try:
         with Image.open(path) as im:
             w, h = im.size
+            fmt = im.format
             im.verify()
         with Image.open(path) as im:  # verify() leaves the file unusable; reopen for EXIF
             try:
@@ -61,12 +67,37 @@ def probe_image(path: Path) -> ImageProbe:
         return ImageProbe(path, 0, 0, size, _unreadable(path, f"{type(exc).__name__}: {exc}"))
     if w < 1 or h < 1:
         return ImageProbe(path, 0, 0, size, _unreadable(path, f"image size {w}x{h}"))
-    if path.suffix.lower() in _JPEG_SUFFIXES and not _jpeg_has_end(path, size):
+    if w < MIN_SIDE or h < MIN_SIDE:
         problem = Problem(
-            "truncated-image", str(path), None,
-            "JPEG is truncated (no end-of-image marker); left out", "error",
+            "tiny-image", str(path), None,
+            f"image is {w}x{h} pixels; ultralytics skips images under {MIN_SIDE} pixels a side;"
+            " left out", "error",
         )
         return ImageProbe(path, w, h, size, problem)
+    if fmt and fmt.lower() not in _TRAINABLE_FORMATS:
+        problem = Problem(
+            "image-format", str(path), None,
+            f"file is a {fmt} image (by its content); ultralytics does not train on {fmt}; left out",
+            "error",
+        )
+        return ImageProbe(path, w, h, size, problem)
+    if fmt in ("JPEG", "MPO"):  # by content: a PNG named .jpg is a PNG
+        trailing = _jpeg_trailing_bytes(path, size)
+        if trailing is None:
+            problem = Problem(
+                "truncated-image", str(path), None,
+                "JPEG is truncated (no end-of-image marker); left out", "error",
+            )
+            return ImageProbe(path, w, h, size, problem)
+        if trailing and fmt == "JPEG":
+            problem = Problem(
+                "jpeg-trailing-data", str(path), None,
+                f"JPEG has {trailing} bytes after its end-of-image marker (e.g. an embedded"
+                " motion-photo video); ultralytics rewrites such a file in place, without them,"
+                " when it trains on it: detprune train and pruned datasets use a copy",
+                "warning",
+            )
+            return ImageProbe(path, w, h, size, problem)
     return ImageProbe(path, w, h, size, None)
 
 
@@ -74,13 +105,26 @@ def _unreadable(path: Path, why: str) -> Problem:
     return Problem("unreadable-image", str(path), None, f"cannot read image: {why}; left out")
 
 
-def _jpeg_has_end(path: Path, size: int) -> bool:
-    """True when the end-of-image marker is at (or near: trailing bytes are common) the end."""
-    tail = min(size, 4096)
+def _jpeg_trailing_bytes(path: Path, size: int) -> int | None:
+    """Bytes after the JPEG's end-of-image marker, or ``None`` when it has none (truncated).
+
+    Most files end with the marker: only the last bytes are read. Otherwise the
+    whole file is parsed (its first scan located by the header's length fields, so
+    an EXIF thumbnail's marker is not taken for the image's own).
+    """
+    from .._jpeg import jpeg_info
+
     with open(path, "rb") as f:
-        f.seek(size - tail)
-        data = f.read(tail)
-    return data.endswith(b"\xff\xd9") or b"\xff\xd9" in data
+        f.seek(max(0, size - 2))
+        if f.read(2) == b"\xff\xd9":
+            return 0
+        f.seek(0)
+        data = f.read()
+    info = jpeg_info(data)
+    if info is None:  # PIL read it, our header walk did not: fall back to the last marker
+        pos = data.rfind(b"\xff\xd9")
+        return None if pos == -1 else len(data) - pos - 2
+    return len(data) - info.end if info.complete else None
 
 
 def probe_images(paths: Sequence[Path], workers: int | None = None) -> list[ImageProbe]:

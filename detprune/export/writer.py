@@ -11,7 +11,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import yaml
@@ -108,6 +108,7 @@ def materialize_split(
     labels: Sequence[Path | None],
     mode: str,
     cleaned: Mapping[int, str] | None = None,
+    copies: Collection[int] = (),
 ) -> str:
     """Write the kept images of one split into ``tmp`` (to become ``out``).
 
@@ -119,6 +120,11 @@ def materialize_split(
         skip the whole image for one bad line). With ``mode="list"`` these images are
         linked under ``out/images/<split>/`` (symlink, else a copy) next to their
         cleaned labels and listed from there.
+    copies : collection of int, optional
+        Positions of images that are copied under ``out/images/<split>/`` whatever
+        ``mode`` is (and listed from there with ``mode="list"``): files ultralytics
+        would rewrite in place (a JPEG with data after its end-of-image marker),
+        which through a link or a list would be the source file.
 
     Returns
     -------
@@ -126,21 +132,29 @@ def materialize_split(
         The ``data.yaml`` entry for the split: an absolute path under ``out``.
     """
     cleaned = cleaned or {}
-    names = tree_names(images) if (mode != "list" or cleaned) else []
+    local = set(cleaned) | set(copies)
+    names = tree_names(images) if (mode != "list" or local) else []
     if mode == "list":
         listed = [str(p) for p in images]
-        for i, text in cleaned.items():
+        for i in sorted(local):
             dst = tmp / "images" / split / names[i]
-            try:
-                _link(images[i], dst, "symlink")
-            except OutputError:
+            if i in copies:
                 _link(images[i], dst, "copy")
-            atomic_write_text(tmp / "labels" / split / names[i].with_suffix(".txt"), text)
+            else:
+                try:
+                    _link(images[i], dst, "symlink")
+                except OutputError:
+                    _link(images[i], dst, "copy")
+            lb_dst = tmp / "labels" / split / names[i].with_suffix(".txt")
+            if i in cleaned:
+                atomic_write_text(lb_dst, cleaned[i])
+            elif labels[i] is not None:
+                _link(labels[i], lb_dst, "copy")  # type: ignore[arg-type]
             listed[i] = str(out / "images" / split / names[i])
         atomic_write_text(tmp / f"{split}.txt", "".join(f"{p}\n" for p in listed))
         return str(out / f"{split}.txt")
     for i, (rel, img, lb) in enumerate(zip(names, images, labels, strict=True)):
-        _link(img, tmp / "images" / split / rel, mode)
+        _link(img, tmp / "images" / split / rel, "copy" if i in copies else mode)
         if i in cleaned:
             atomic_write_text(tmp / "labels" / split / rel.with_suffix(".txt"), cleaned[i])
         elif lb is not None:

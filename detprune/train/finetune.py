@@ -3,8 +3,10 @@
 :func:`train` wraps ultralytics' :class:`~ultralytics.models.yolo.detect.DetectionTrainer`
 through its extension points only (a subclass overriding ``get_model``,
 ``get_dataloader``, ``preprocess_batch``, ``optimizer_step``, ``validate`` and
-``final_eval``, plus trainer callbacks); no ultralytics file or function is
-patched. It runs offline: :func:`detprune._offline.import_ultralytics` is called
+``final_eval``, plus trainer callbacks). One ultralytics function is wrapped
+while it runs, its dataset scan, so that a JPEG it would "restore" in place is
+scanned through a copy (see :mod:`detprune.train._protect`): a source file is
+never rewritten. It runs offline: :func:`detprune._offline.import_ultralytics` is called
 before ultralytics is imported (no analytics, no auto-install, local fonts), the
 dataset paths are checked before ultralytics sees them (so it never reaches
 for a ``download:`` script), and the model is always built from a yaml, so no
@@ -1021,6 +1023,8 @@ def train(
     ultralytics = import_ultralytics()
     import torch
 
+    from ._protect import no_image_rewrites
+
     Trainer = _trainer_class()
     log = EnergyLog(country=country, enabled=measure_energy, verbose=verbose)
     arch_yaml = f"{model_plan.info['arch']}.yaml"
@@ -1040,7 +1044,7 @@ def train(
     threads_before = torch.get_num_threads()
     cpu_threads = _cpu_threads() if dev == "cpu" else None
     try:
-        with _ultralytics_logging(verbose):
+        with _ultralytics_logging(verbose), no_image_rewrites() as protected:
             stack.enter_context(log.phase("train"))
             try:
                 trainer = Trainer(overrides=overrides)
@@ -1087,6 +1091,7 @@ def train(
                   "close_mosaic": int(trainer.args.close_mosaic),
                   "keep_label_cache": keep_label_cache,
                   "label_caches_removed": list(trainer.dp_label_caches_removed),
+                  "jpegs_scanned_through_a_copy": len(protected),
                   "warmup_epochs": float(trainer.args.warmup_epochs),
                   "cpu_threads": cpu_threads},
         schedule=sched_text, fracs=plan_fracs, order=order_by if isinstance(order_by, str) else
