@@ -33,6 +33,7 @@ Usage::
     python scripts/bench_select.py --quick            # n = 1k, 5k; d = 448
     python scripts/bench_select.py --n 20000 --d 768 --methods mms          # MMS and eps[mms]
     python scripts/bench_select.py --n 20000 --d 768 --methods mms --no-eps # MMS only
+    python scripts/bench_select.py --embeddings E.npy --labels y.npy --methods mms  # real data
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from detprune.select import REGISTRY, epsilon, get_reducer, stratified_select
 from detprune.select.represent import nearest_kept
+from detprune.select.space import build_feature_space
 
 PROPS = np.array([0.40, 0.25, 0.17, 0.11, 0.07])
 
@@ -235,74 +237,99 @@ def check_eps(X: np.ndarray, y: np.ndarray, kept: np.ndarray, rep: Any, dists: d
     return ok
 
 
-def run(
-    ns: list[int], ds: list[int], keep: float, methods: list[str], args: argparse.Namespace
-) -> list[dict]:
-    rows: list[dict] = []
-    for n in ns:
-        for d in ds:
-            X, y = make_embeddings(
+def load_embeddings(path: str, labels: str, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Saved embeddings (``detprune embed --save``) and an integer class per row.
+
+    The rows go through ``build_feature_space`` without box statistics (L2
+    normalisation), as prune does with ``--box-weight 0``. With ``n`` below the
+    row count, a seeded random subset of ``n`` rows is used.
+    """
+    X = np.load(path, mmap_mode="r")
+    y = np.load(labels)
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        sys.exit(f"--embeddings must be (n, d) and --labels (n,); got {X.shape} and {y.shape}")
+    rows = np.arange(X.shape[0])
+    if n is not None and n < X.shape[0]:
+        rows = np.sort(np.random.default_rng(seed).choice(X.shape[0], n, replace=False))
+    _, y = np.unique(y[rows], return_inverse=True)
+    return build_feature_space(np.asarray(X[rows], dtype=np.float32)), y.astype(np.int64)
+
+
+def datasets(args: argparse.Namespace) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    if args.embeddings:
+        for n in args.n if args.n_given else [None]:
+            yield load_embeddings(args.embeddings, args.labels, n, args.seed)
+        return
+    for n in args.n:
+        for d in args.d:
+            yield make_embeddings(
                 n, d, modes=args.modes, spread=args.spread, rank=args.rank, seed=args.seed
             )
-            classes = np.eye(len(PROPS), dtype=bool)[y]
-            budget = max(1, round(keep * n))
-            kept_sets = {}
-            for name in methods:
-                reducer = get_reducer(name)
-                sel, sec, mib = timed(
-                    partial(
-                        stratified_select,
-                        reducer,
-                        X,
-                        budget,
-                        strata=y,
-                        classes=classes,
-                        seed=args.seed,
-                    )
+
+
+def run(keep: float, methods: list[str], args: argparse.Namespace) -> list[dict]:
+    rows: list[dict] = []
+    for X, y in datasets(args):
+        n, d = X.shape
+        classes = np.eye(int(y.max()) + 1, dtype=bool)[y]
+        budget = max(1, round(keep * n))
+        kept_sets = {}
+        for name in methods:
+            reducer = get_reducer(name)
+            sel, sec, mib = timed(
+                partial(
+                    stratified_select,
+                    reducer,
+                    X,
+                    budget,
+                    strata=y,
+                    classes=classes,
+                    seed=args.seed,
                 )
-                kept_sets[name] = sel.indices
-                row = {
-                    "what": name,
-                    "n": n,
-                    "d": d,
-                    "sec": sec,
-                    "mib": mib,
-                    "ref": "",
-                    "ref_sec": None,
-                    "same": None,
-                    "limit": LIMITS.get(name),
-                }
-                if not args.no_ref and name == "mms":
-                    res = ref_gudhi(X, y, sel.indices)
-                    if res is None:
-                        row["ref"] = "gudhi (not installed)"
-                    else:
-                        row["ref"], row["ref_sec"], row["same"] = "gudhi", res[0], res[1]
-                if not args.no_ref and name == "clc":
-                    niter = reducer.get_params()["niter"]
-                    ref_sec, _ = ref_scipy_kmeans(X, y, sel.info["quotas"], niter)
-                    row["ref"], row["ref_sec"] = "scipy kmeans2", ref_sec
-                rows.append(row)
-                print(fmt_row(row), flush=True)
-            for name in [m for m in ("mms", "srs") if m in kept_sets and not args.no_eps]:
-                kept = kept_sets[name]
-                rep, sec, mib = timed(partial(epsilon, X, kept, labels=y))
-                row = {
-                    "what": f"eps[{name}]",
-                    "n": n,
-                    "d": d,
-                    "sec": sec,
-                    "mib": mib,
-                    "ref": "",
-                    "ref_sec": None,
-                    "same": None,
-                }
-                if not args.no_ref:
-                    ref_sec, dists = ref_ckdtree(X, y, kept)
-                    row["ref"], row["ref_sec"] = "cKDTree p=inf", ref_sec
-                    row["same"] = check_eps(X, y, kept, rep, dists)
-                rows.append(row)
-                print(fmt_row(row), flush=True)
+            )
+            kept_sets[name] = sel.indices
+            row = {
+                "what": name,
+                "n": n,
+                "d": d,
+                "sec": sec,
+                "mib": mib,
+                "ref": "",
+                "ref_sec": None,
+                "same": None,
+                "limit": LIMITS.get(name),
+            }
+            if not args.no_ref and name == "mms":
+                res = ref_gudhi(X, y, sel.indices)
+                if res is None:
+                    row["ref"] = "gudhi (not installed)"
+                else:
+                    row["ref"], row["ref_sec"], row["same"] = "gudhi", res[0], res[1]
+            if not args.no_ref and name == "clc":
+                niter = reducer.get_params()["niter"]
+                ref_sec, _ = ref_scipy_kmeans(X, y, sel.info["quotas"], niter)
+                row["ref"], row["ref_sec"] = "scipy kmeans2", ref_sec
+            rows.append(row)
+            print(fmt_row(row), flush=True)
+        for name in [m for m in ("mms", "srs") if m in kept_sets and not args.no_eps]:
+            kept = kept_sets[name]
+            rep, sec, mib = timed(partial(epsilon, X, kept, labels=y))
+            row = {
+                "what": f"eps[{name}]",
+                "n": n,
+                "d": d,
+                "sec": sec,
+                "mib": mib,
+                "ref": "",
+                "ref_sec": None,
+                "same": None,
+            }
+            if not args.no_ref:
+                ref_sec, dists = ref_ckdtree(X, y, kept)
+                row["ref"], row["ref_sec"] = "cKDTree p=inf", ref_sec
+                row["same"] = check_eps(X, y, kept, rep, dists)
+            rows.append(row)
+            print(fmt_row(row), flush=True)
     return rows
 
 
@@ -326,7 +353,7 @@ def fmt_row(r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--n", type=int, nargs="+", default=[1000, 5000, 20000])
+    p.add_argument("--n", type=int, nargs="+", default=None)
     p.add_argument("--d", type=int, nargs="+", default=[448, 768])
     p.add_argument("--keep", type=float, default=0.5)
     p.add_argument("--methods", nargs="+", default=list(REGISTRY), choices=list(REGISTRY))
@@ -342,14 +369,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="n = 1k, 5k and d = 448 only")
     p.add_argument("--no-ref", action="store_true", help="skip the reference implementations")
     p.add_argument("--no-eps", action="store_true", help="skip the ε rows")
+    p.add_argument(
+        "--embeddings",
+        metavar="FILE.npy",
+        help="real embeddings (n, d) instead of synthetic ones, e.g. from `detprune embed --save`"
+        " (--n: random subsets of that size; --d, --modes, --spread, --rank are ignored)",
+    )
+    p.add_argument("--labels", metavar="FILE.npy", help="with --embeddings: an integer class per row")
     args = p.parse_args(argv)
+    if bool(args.embeddings) != bool(args.labels):
+        p.error("--embeddings and --labels go together")
+    args.n_given = args.n is not None
+    if args.n is None:
+        args.n = [1000, 5000, 20000]
     if args.quick:
         args.n = [n for n in args.n if n <= 5000] or [1000]
         args.d = [min(args.d)]
-    print(
-        f"keep={args.keep} spread={args.spread} modes={args.modes} rank={args.rank} "
-        f"cores={os.cpu_count()}"
-    )
+    if args.embeddings:
+        print(f"keep={args.keep} embeddings={args.embeddings} labels={args.labels} cores={os.cpu_count()}")
+    else:
+        print(
+            f"keep={args.keep} spread={args.spread} modes={args.modes} rank={args.rank} "
+            f"cores={os.cpu_count()}"
+        )
     # one-time imports (scipy.spatial alone takes ~0.4 s) are paid before any timing,
     # for our code and the references alike
     import scipy.cluster.vq
@@ -357,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(HEADER)
     print("-" * len(HEADER))
-    run(args.n, args.d, args.keep, args.methods, args)
+    run(args.keep, args.methods, args)
     return 0
 
 

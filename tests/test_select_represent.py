@@ -242,3 +242,62 @@ def test_max_linf_when_l2_nearest_is_a_poor_linf_bound(
     for q, k in [(Q, K), (Q, K[:300]), (Q[::3], K[100:])]:
         _, top = represent._nearest(q, k, "cpu", per_query=False)
         assert top == brute(q, k)[1].max()
+
+
+@pytest.mark.parametrize("dense_share", [0.0, 1e9])  # always the dense pass / always the cells
+@pytest.mark.parametrize("structure", ["clusters", "none"])
+def test_l2_search_routes_are_exact(
+    dense_share: float, structure: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(represent._L2Search, "DENSE_SHARE", dense_share)
+    monkeypatch.setattr(represent._L2Search, "SAMPLE", 40)
+    rng = np.random.default_rng(7)
+    if structure == "clusters":
+        centres = rng.standard_normal((10, 48)).astype(np.float32)
+        X = centres[rng.integers(0, 10, 1600)] + np.float32(0.1) * rng.standard_normal((1600, 48)).astype(
+            np.float32
+        )
+    else:
+        X = rng.standard_normal((1600, 48)).astype(np.float32)
+    X[:30] = X[30:60]  # duplicates: ties
+    Q, K = X[900:], X[:900]
+    l2, linf = nearest_kept(Q, K, device="cpu")
+    r2, rinf = brute(Q, K)
+    assert np.array_equal(l2, r2)
+    assert np.array_equal(linf, rinf)
+
+
+@pytest.mark.parametrize(
+    ("seed", "offset", "dtype"),
+    [(0, 0.0, np.float32), (1, 1000.0, np.float32), (2, 0.0, np.float64), (3, -50.0, np.float64)],
+)
+def test_projected_screening_is_exact(seed: int, offset: float, dtype, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dense pass screened in a low-rank projection (forced), on data whose variance
+    is concentrated in a few directions, with duplicates, near-ties and a common offset."""
+    monkeypatch.setattr(represent._L2Search, "DENSE_SHARE", 0.0)
+    monkeypatch.setattr(represent._L2Search, "PROJECT_SHARE", 1.0)
+    monkeypatch.setattr(represent._L2Search, "RANK", 6)
+    rng = np.random.default_rng(seed)
+    basis = rng.standard_normal((8, 40))
+    X = rng.standard_normal((1500, 8)) @ basis + 0.05 * rng.standard_normal((1500, 40)) + offset
+    X[:40] = X[40:80]  # duplicates
+    X[80:120] = X[120:160] + 1e-7  # near-ties
+    X = X.astype(dtype)
+    Q, K = X[800:], X[:800]
+    l2, linf = nearest_kept(Q, K, device="cpu")
+    r2, rinf = brute(Q, K)
+    assert np.array_equal(l2, r2)
+    assert np.array_equal(linf, rinf)
+
+
+def test_projected_screening_falls_back_when_it_prunes_little(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(represent._L2Search, "DENSE_SHARE", 0.0)
+    monkeypatch.setattr(represent._L2Search, "RANK", 4)
+    original = represent._L2Search._task
+    monkeypatch.setattr(represent._L2Search, "_task", lambda self, *a: calls.append(a) or original(self, *a))
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((1500, 40)).astype(np.float32)  # isotropic: a projection prunes little
+    l2, _ = nearest_kept(X[800:], X[:800], device="cpu")
+    assert np.array_equal(l2, brute(X[800:], X[:800])[0])
+    assert any(s1 - s0 == 800 for s0, s1, _ in calls)  # the dense pass ran

@@ -167,6 +167,11 @@ def _group_min(nq: int, qi: np.ndarray, vals: np.ndarray) -> np.ndarray:
     return out
 
 
+def _project_rows(A: np.ndarray, out: np.ndarray, a: int, V: np.ndarray) -> None:
+    """``out[a:a + 2048] = A[a:a + 2048] @ V`` (one task)."""
+    out[a : a + 2048] = A[a : a + 2048] @ V
+
+
 def _pivots(Kf: np.ndarray, ksq: np.ndarray, g: int, sample: int = 2048) -> np.ndarray:
     """``g`` distinct rows spread over ``Kf`` (greedy farthest points on a strided sample).
 
@@ -194,7 +199,11 @@ class _L2Search:
     Each query is first searched in its own cell (nearest pivot), which gives an exact
     upper bound ``U``; a further cell is searched only for the queries whose lower
     bound for it, ``d(q, pivot) - radius`` (with rounding margins), does not exceed
-    ``U``. Without cluster structure one dense pass replaces phase two.
+    ``U``. Without cluster structure (estimated on a sample of queries) one dense
+    pass replaces the cells; where the kept rows' variance is concentrated in a
+    few directions (real embeddings), that pass is screened in the span of their
+    top ``RANK`` principal axes (:meth:`_projection`), which bounds every distance
+    from below, and only the pairs the bound cannot rule out are evaluated.
 
     Inside a search, candidates come from a float32 matrix product (within its
     rigorous rounding bound of the smallest value) and are evaluated exactly in
@@ -207,6 +216,14 @@ class _L2Search:
     #: number of cells: CELLS * sqrt(kept rows), at most MAX_CELLS
     CELLS = 0.5
     MAX_CELLS = 128
+    #: queries whose cell search estimates its cost, and the share of the kept rows
+    #: searched per query above which one dense pass replaces the cell search
+    SAMPLE = 256
+    DENSE_SHARE = 0.6
+    #: rank of the PCA projection that screens pairs where a dense pass is due, and the
+    #: share of surviving pairs (measured on the sample) up to which it is used
+    RANK = 64
+    PROJECT_SHARE = 0.04
 
     def __init__(self, Q: np.ndarray, K: np.ndarray) -> None:
         native = np.float32 if Q.dtype == np.float32 and K.dtype == np.float32 else np.float64
@@ -282,6 +299,70 @@ class _L2Search:
         arg[qi[hit]] = ki[hit] + s0
         return qs, best, arg
 
+    def _projection(self, workers: Workers) -> None:
+        """Project on the top principal axes of the kept rows, with rigorous bounds.
+
+        ``V`` (d x r, float32) holds the axes. For exact rows ``q``, ``k`` (centred by
+        the common shift), ``||q - k|| >= ||V^T (q - k)|| / ||V||_2``, and the float32
+        projections ``P = fl(F V)`` of the float32 copies ``F`` differ from ``V^T (q - mu)``
+        by at most ``a = (gamma_d || |V| ||_2 + 2.01 u32 ||V||_2) ||F||`` (the matrix
+        product's rounding, and that of the copies). With ``Dp`` the float32 norm-trick
+        squared distance of the projections (error ``perr``), a pair can come within
+        ``u`` of a query only if ``Dp <= (||V||_2 u + a_q + a_k)^2 + perr``.
+        """
+        d = self.Kf.shape[1]
+        r = min(self.RANK, d)
+        # the axes of a strided sample of kept rows by a randomised range finder (two power
+        # steps, a fixed seed): any basis gives exact results, a good one screens more pairs
+        S = self.Kf[:: max(1, self.nk // 1024)]
+        B = np.random.default_rng(0).standard_normal((d, min(d, r + 16))).astype(np.float32)
+        for _ in range(2):
+            B, _ = np.linalg.qr(S.T @ (S @ B))
+        SB = S @ B
+        w, U = np.linalg.eigh(np.asarray(SB.T @ SB, dtype=np.float64))
+        V = np.ascontiguousarray(B.astype(np.float64) @ U[:, np.argsort(-w)[:r]], dtype=np.float32)
+        V64 = V.astype(np.float64)
+        vnorm = math.sqrt(float(np.linalg.eigvalsh(V64.T @ V64).max())) * (1.0 + 1e-9)
+        vabs = float(np.linalg.norm(np.abs(V64), 2)) * (1.0 + 1e-9)
+        gam = d * _U32 / (1.0 - d * _U32)
+        per_norm = gam * vabs + 2.01 * _U32 * vnorm
+        self.Qp = np.empty((self.nq, r), dtype=np.float32)
+        self.Kp = np.empty((self.nk, r), dtype=np.float32)
+        step = 2048
+        tasks = [(self.Qf, self.Qp, a, V) for a in range(0, self.nq, step)]
+        tasks += [(self.Kf, self.Kp, a, V) for a in range(0, self.nk, step)]
+        list(workers.run(_project_rows, tasks))
+        qpsq = np.einsum("ij,ij->i", self.Qp, self.Qp, dtype=np.float64)
+        kpsq = np.einsum("ij,ij->i", self.Kp, self.Kp, dtype=np.float64)
+        self.qpsq, self.kpsq32 = qpsq, kpsq.astype(np.float32)
+        kpmax = math.sqrt(float(kpsq.max()))
+        self.perr = 8.0 * (2 * r + 7) * _U32 * (np.sqrt(qpsq) + kpmax) ** 2 + 1e-30
+        self.pa = per_norm * np.sqrt(self.qsq)
+        self.pb = per_norm * math.sqrt(float(self.ksq.max()))
+        self.vnorm = vnorm
+
+    def _ptask(self, qs: np.ndarray, limit: float = math.inf) -> tuple:
+        """:meth:`_task` over all kept rows, screened in the projection (see :meth:`_projection`).
+
+        With more than ``limit`` surviving pairs nothing is evaluated (``None`` values).
+        """
+        # Dp without the query's own squared norm (a per-row constant, in the threshold)
+        G = (self.Qp[qs] * np.float32(-2.0)) @ self.Kp.T
+        G += self.kpsq32[None, :]
+        j = G.argmin(axis=1)
+        u2 = _exact_sq(self.Qx, self.Kx, qs, j)  # exact: an upper bound of the nearest
+        t = self.vnorm * np.sqrt(u2) + self.pa[qs] + self.pb + self.margin
+        lim = (t * t + self.perr[qs] - self.qpsq[qs]).astype(np.float32)
+        qi, ki = np.nonzero(G <= np.nextafter(lim, np.float32(np.inf))[:, None])
+        if qi.size > limit:
+            return qs, None, None
+        vals = _exact_sq(self.Qx, self.Kx, qs[qi], ki)
+        best = np.minimum(_group_min(qs.size, qi, vals), u2)
+        arg = j.copy()
+        hit = vals == best[qi]
+        arg[qi[hit]] = ki[hit]
+        return qs, best, arg
+
     def run(self, workers: Workers) -> np.ndarray:
         """Exact nearest-kept squared L2 distance of every query."""
         nq, g = self.nq, self.g
@@ -289,15 +370,38 @@ class _L2Search:
         allq = np.arange(nq)
         self.nearest = np.zeros(nq, dtype=np.int64)  # a nearest kept row (index into K)
 
+        def merge(results: Any) -> None:
+            for qs, v2, arg in results:
+                better = v2 < best2[qs]  # a query occurs once per task
+                best2[qs[better]] = v2[better]
+                self.nearest[qs[better]] = self.order[arg[better]]
+
         def submit(pairs: list[tuple[int, int, np.ndarray]]) -> None:
             tasks = []
             for s0, s1, qs in pairs:
                 chunk = int(max(16, min(self.CHUNK, self.BLOCK // max(1, s1 - s0))))
                 tasks += [(s0, s1, qs[a : a + chunk]) for a in range(0, qs.size, chunk)]
-            for qs, v2, arg in workers.run(self._task, tasks):
-                better = v2 < best2[qs]  # a query occurs once per task
-                best2[qs[better]] = v2[better]
-                self.nearest[qs[better]] = self.order[arg[better]]
+            merge(workers.run(self._task, tasks))
+
+        def screened(qs: np.ndarray, share: float = math.inf) -> bool:
+            chunk = int(max(16, min(self.CHUNK, self.BLOCK // max(1, self.nk))))
+            tasks = [(qs[a : a + chunk], share * self.nk * min(chunk, qs.size - a))
+                     for a in range(0, qs.size, chunk)]
+            results = list(workers.run(self._ptask, tasks))
+            if any(r[1] is None for r in results):
+                return False
+            merge(results)
+            return True
+
+        def dense(qs: np.ndarray, probe: np.ndarray) -> None:
+            """One pass over all kept rows for ``qs``; screened in the projection where
+            that leaves few pairs on ``probe`` (a subset of ``qs``, searched first)."""
+            if self.Kf.shape[1] >= 4 * self.RANK and probe.size:
+                self._projection(workers)
+                if screened(probe, self.PROJECT_SHARE):
+                    screened(np.setdiff1d(qs, probe, assume_unique=True))
+                    return
+            submit([(0, self.nk, qs)])
 
         if g == 1:
             submit([(0, self.nk, allq)])
@@ -306,16 +410,32 @@ class _L2Search:
         Dqp = self.qsq[:, None] + self.ksq[P][None, :] - 2.0 * (self.Qf @ self.Kf[P].T)
         own = Dqp.argmin(axis=1)
         st = self.starts
-        # phase A: every query in its own cell
-        submit([(int(st[c]), int(st[c + 1]), np.flatnonzero(own == c)) for c in range(g)])
-        # phase B: the other cells whose lower bound does not exceed the exact upper bound
-        lb2 = np.sqrt(np.maximum(Dqp - self.err32[:, None], 0.0)) - self.rad2[None, :] - self.margin
-        need = lb2 <= np.sqrt(best2)[:, None] + self.margin
-        need[allq, own] = False
         sizes = np.diff(st)
+        lb = np.sqrt(np.maximum(Dqp - self.err32[:, None], 0.0)) - self.rad2[None, :] - self.margin
+
+        def need_of(q: np.ndarray) -> np.ndarray:
+            need = lb[q] <= np.sqrt(best2[q])[:, None] + self.margin
+            need[np.arange(q.size), own[q]] = False
+            return need
+
+        # Is the cell search worth it? Phase A (own cells) and phase B (the cells the bound
+        # cannot rule out) are estimated on a sample of queries; with weak cluster structure
+        # (farthest-point pivots then leave one giant cell) one dense pass is cheaper.
+        sample = allq[:: max(1, nq // self.SAMPLE)]
+        submit([(int(st[c]), int(st[c + 1]), sample[own[sample] == c]) for c in range(g)])
+        per_query = (sizes[own[sample]] + (need_of(sample) * sizes[None, :]).sum(axis=1)).mean()
+        if per_query > self.DENSE_SHARE * self.nk:
+            dense(allq, sample)
+            return best2
+        rest = np.setdiff1d(allq, sample, assume_unique=True)
+        # phase A: every query in its own cell
+        submit([(int(st[c]), int(st[c + 1]), rest[own[rest] == c]) for c in range(g)])
+        # phase B: the other cells whose lower bound does not exceed the exact upper bound
+        need = need_of(allq)
         if float((need * sizes[None, :]).sum()) > 0.3 * nq * self.nk:
             # little cluster structure: one dense pass over all kept rows is cheaper
-            submit([(0, self.nk, np.flatnonzero(need.any(axis=1)))])
+            qs = np.flatnonzero(need.any(axis=1))
+            dense(qs, qs[:: max(1, qs.size // self.SAMPLE)])
         else:
             submit([(int(st[c]), int(st[c + 1]), np.flatnonzero(need[:, c])) for c in range(g)])
         return best2
