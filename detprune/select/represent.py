@@ -19,7 +19,12 @@ L2 (per class): the kept rows are grouped into cells around farthest-point pivot
 candidates come from a float32 matrix product (BLAS) and every pair within its
 rigorous rounding bound of the smallest value is re-evaluated exactly in float64.
 A further cell is searched only where the triangle inequality (with rounding
-margins) says it may hold a nearer row.
+margins) says it may hold a nearer row. Where a sample of queries shows that the
+cells would not prune (real backbone embeddings have little cluster structure
+at this scale), one pass over all kept rows replaces them, screened in a 64-d
+projection on the kept rows' principal axes: a projected distance bounds the
+true one from below (rounding included), so only the pairs it cannot rule out
+-- about 0.1 % on YOLOv5 features -- are evaluated.
 
 L-infinity (per class) has no BLAS trick; one of two exact engines answers it:
 
