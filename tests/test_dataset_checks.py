@@ -169,3 +169,20 @@ def test_image_in_a_format_ultralytics_rejects_is_left_out(tmp_path):
     split = load_dataset(tmp_path / "ds").split("train")
     assert [(p.kind, p.file.split("/")[-1]) for p in split.problems] == [("image-format", "gif.png")]
     assert [r.image.name for r in split.records] == ["ok.png"]
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "png"])
+def test_probe_size_is_the_displayed_size(tmp_path, fmt):
+    """EXIF orientation 6 (90 degrees) swaps width and height, as ultralytics' exif_size does."""
+    from PIL import Image
+
+    from detprune.dataset.checks import probe_image
+
+    img = Image.new("RGB", (60, 40), (10, 120, 200))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    img.save(tmp_path / f"rot.{fmt}", exif=exif)
+    img.save(tmp_path / f"plain.{fmt}")
+    rot, plain = probe_image(tmp_path / f"rot.{fmt}"), probe_image(tmp_path / f"plain.{fmt}")
+    assert (rot.width, rot.height, rot.problem) == (40, 60, None)
+    assert (plain.width, plain.height, plain.problem) == (60, 40, None)

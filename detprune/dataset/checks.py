@@ -9,10 +9,10 @@ import hashlib
 import os
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._pool import chunked_map
 from .records import Problem
 
 _EXIF_ORIENTATION = 0x0112
@@ -53,12 +53,12 @@ def probe_image(path: Path) -> ImageProbe:
         with Image.open(path) as im:
             w, h = im.size
             fmt = im.format
+            if fmt in ("JPEG", "MPO"):  # EXIF read from the header: no decoding
+                orientation = _orientation(im)
             im.verify()
-        with Image.open(path) as im:  # verify() leaves the file unusable; reopen for EXIF
-            try:
-                orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
-            except Exception:
-                orientation = 1
+        if fmt not in ("JPEG", "MPO"):
+            with Image.open(path) as im:  # verify() leaves the file unusable; reopen for EXIF
+                orientation = _orientation(im)
         if orientation in (5, 6, 7, 8):
             w, h = h, w
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -101,6 +101,13 @@ def probe_image(path: Path) -> ImageProbe:
     return ImageProbe(path, w, h, size, None)
 
 
+def _orientation(im) -> int:
+    try:
+        return int(im.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:
+        return 1
+
+
 def _unreadable(path: Path, why: str) -> Problem:
     return Problem("unreadable-image", str(path), None, f"cannot read image: {why}; left out")
 
@@ -128,14 +135,8 @@ def _jpeg_trailing_bytes(path: Path, size: int) -> int | None:
 
 
 def probe_images(paths: Sequence[Path], workers: int | None = None) -> list[ImageProbe]:
-    """Probe many images in a thread pool (file I/O releases the GIL)."""
-    if not paths:
-        return []
-    workers = workers or min(16, 4 * (os.cpu_count() or 1))
-    if workers <= 1 or len(paths) < 64:
-        return [probe_image(p) for p in paths]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(probe_image, paths, chunksize=64))
+    """Probe many images (in worker processes when there are many; see ``_pool``)."""
+    return chunked_map(probe_image, paths, workers)
 
 
 def _file_digest(path: Path) -> str:
@@ -167,9 +168,8 @@ def find_identical_files(
     candidates = [p for group in by_size.values() if len(group) > 1 for p in group]
     if not candidates:
         return []
-    workers = workers or min(8, 2 * (os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        digests = list(pool.map(_file_digest, candidates))
+    # hashing is C code that releases the GIL: threads suit it
+    digests = chunked_map(_file_digest, candidates, workers or min(8, 2 * (os.cpu_count() or 1)))
     groups: dict[tuple[int, str], list[Path]] = defaultdict(list)
     sizes = dict(files)
     for p, d in zip(candidates, digests, strict=True):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from ..errors import DatasetError
-from .checks import find_identical_files, probe_images
+from ._pool import chunked_map
+from .checks import find_identical_files, probe_image
 from .records import Dataset, ImageRecord, Problem, Split
 from .yolo import (
     SPLIT_NAMES,
@@ -43,7 +44,8 @@ def load_dataset(
         Open every image to read its size and detect unreadable or truncated
         files, and hash same-size files to find byte-identical copies.
     workers : int, optional
-        Threads for file I/O.
+        Threads for the per-file checks (default ``$DETPRUNE_IO_WORKERS`` or 1:
+        serial is fastest on local disks; threads help on network file systems).
 
     Returns
     -------
@@ -131,18 +133,14 @@ def _load_split(
     images = unique
 
     labels = [label_path_for(img) for img in images]
-    n_workers = workers or min(16, 4 * (os.cpu_count() or 1))
-    if len(images) >= 256 and n_workers > 1:
-        with ThreadPoolExecutor(max_workers=n_workers) as pool:
-            parsed = list(pool.map(lambda lb: _read_optional_label(lb, nc), labels, chunksize=64))
-    else:
-        parsed = [_read_optional_label(lb, nc) for lb in labels]
-    probes = probe_images(images, workers) if check_images else [None] * len(images)
+    checked = chunked_map(
+        partial(_check_pair, nc=nc, check_image=check_images), list(zip(images, labels, strict=True)), workers
+    )
 
     records: list[ImageRecord] = []
     excluded: list[str] = []
-    for img, lb, (exists, classes, boxes, label_problems), probe in zip(
-        images, labels, parsed, probes, strict=True
+    for img, lb, ((exists, classes, boxes, label_problems), probe) in zip(
+        images, labels, checked, strict=True
     ):
         problems.extend(label_problems)
         if any(p.kind == "unreadable-label" for p in label_problems):
@@ -185,6 +183,12 @@ def _no_labels_problem(split: str, root: Path, image: Path, max_entries: int = 2
         if seen > max_entries:
             break
     return Problem("no-labels", str(root), None, msg, "warning")
+
+
+def _check_pair(pair: tuple[Path, Path], nc: int, check_image: bool) -> tuple:
+    """Parse an image's label file and probe the image (one task of the parallel map)."""
+    img, lb = pair
+    return _read_optional_label(lb, nc), (probe_image(img) if check_image else None)
 
 
 def _read_optional_label(path: Path, nc: int):
