@@ -267,6 +267,11 @@ def datasets(args: argparse.Namespace) -> Iterator[tuple[np.ndarray, np.ndarray]
             )
 
 
+def _row(what: str, n: int, d: int, sec: float, mib: float, limit: float | None = None) -> dict:
+    return {"what": what, "n": n, "d": d, "sec": sec, "mib": mib, "ref": "", "ref_sec": None,
+            "same": None, "limit": limit}
+
+
 def run(keep: float, methods: list[str], args: argparse.Namespace) -> list[dict]:
     rows: list[dict] = []
     for X, y in datasets(args):
@@ -288,17 +293,7 @@ def run(keep: float, methods: list[str], args: argparse.Namespace) -> list[dict]
                 )
             )
             kept_sets[name] = sel.indices
-            row = {
-                "what": name,
-                "n": n,
-                "d": d,
-                "sec": sec,
-                "mib": mib,
-                "ref": "",
-                "ref_sec": None,
-                "same": None,
-                "limit": LIMITS.get(name),
-            }
+            row = _row(name, n, d, sec, mib, LIMITS.get(name))
             if not args.no_ref and name == "mms":
                 res = ref_gudhi(X, y, sel.indices)
                 if res is None:
@@ -314,16 +309,7 @@ def run(keep: float, methods: list[str], args: argparse.Namespace) -> list[dict]
         for name in [m for m in ("mms", "srs") if m in kept_sets and not args.no_eps]:
             kept = kept_sets[name]
             rep, sec, mib = timed(partial(epsilon, X, kept, labels=y))
-            row = {
-                "what": f"eps[{name}]",
-                "n": n,
-                "d": d,
-                "sec": sec,
-                "mib": mib,
-                "ref": "",
-                "ref_sec": None,
-                "same": None,
-            }
+            row = _row(f"eps[{name}]", n, d, sec, mib)
             if not args.no_ref:
                 ref_sec, dists = ref_ckdtree(X, y, kept)
                 row["ref"], row["ref_sec"] = "cKDTree p=inf", ref_sec
