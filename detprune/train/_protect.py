@@ -15,6 +15,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,23 +45,12 @@ def would_be_rewritten(path: str | os.PathLike) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def no_image_rewrites() -> Iterator[list[str]]:
-    """Wrap ultralytics' ``verify_image_label`` for the duration of the block.
+_lock = threading.Lock()
+_active = 0  # nested or concurrent guarded runs (the wrapper stays until the last ends)
+_protected: list[str] = []
 
-    Yields
-    ------
-    list of str
-        Filled with the images that were scanned through a copy.
-    """
-    import ultralytics.data.dataset as uds
 
-    original = getattr(uds, "verify_image_label", None)
-    protected: list[str] = []
-    if original is None or getattr(original, "_detprune_guard", False):
-        yield protected  # an ultralytics without it, or already guarded by an outer run
-        return
-
+def _guarded(original: Any) -> Any:
     def guarded(args: Any) -> Any:
         im_file = args[0]
         if not would_be_rewritten(im_file):
@@ -69,7 +59,7 @@ def no_image_rewrites() -> Iterator[list[str]]:
             tmp = os.path.join(d, os.path.basename(im_file))
             shutil.copyfile(im_file, tmp)
             result = original((tmp, *args[1:]))
-        protected.append(str(im_file))
+        _protected.append(str(im_file))
         out = list(result)
         if out[0] is not None:
             out[0] = im_file
@@ -78,9 +68,37 @@ def no_image_rewrites() -> Iterator[list[str]]:
                 "restored and saved", "(data after its end marker) left unmodified by detprune")
         return type(result)(out)
 
-    guarded._detprune_guard = True  # type: ignore[attr-defined]
-    uds.verify_image_label = guarded
+    guarded._detprune_original = original  # type: ignore[attr-defined]
+    return guarded
+
+
+@contextlib.contextmanager
+def no_image_rewrites() -> Iterator[list[str]]:
+    """Wrap ultralytics' ``verify_image_label`` for the duration of the block.
+
+    Yields
+    ------
+    list of str
+        Filled with the images scanned through a copy while the block ran.
+    """
+    global _active
+    import ultralytics.data.dataset as uds
+
+    seen: list[str] = []
+    if getattr(uds, "verify_image_label", None) is None:  # an ultralytics without it
+        yield seen
+        return
+    with _lock:
+        if _active == 0:
+            uds.verify_image_label = _guarded(uds.verify_image_label)
+        _active += 1
+        start = len(_protected)
     try:
-        yield protected
+        yield seen
     finally:
-        uds.verify_image_label = original
+        with _lock:
+            seen.extend(_protected[start:])
+            _active -= 1
+            if _active == 0:
+                uds.verify_image_label = uds.verify_image_label._detprune_original
+                _protected.clear()
