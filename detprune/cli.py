@@ -203,7 +203,8 @@ def format_prune_report(m: dict, out) -> str:
     lines.append(f"  embedding weights: {w.get('description') or w.get('kind')}")
     fails = m["source"]["images_failed_embedding"] + m["source"]["images_excluded_unreadable"]
     if fails:
-        lines.append(f"  {len(fails)} images could not be read and were left out (see manifest.json)")
+        lines.append(f"  {len(fails)} images were left out: an image or label file that cannot be used "
+                     "(unreadable, truncated, under 10 px, ...; reasons in manifest.json)")
     if m.get("labels_cleaned"):
         lines.append(f"  {len(m['labels_cleaned'])} kept images have bad label lines: written with their valid "
                      f"boxes under {out}/labels/ (ultralytics would skip them whole)")
