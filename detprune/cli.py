@@ -212,7 +212,7 @@ def format_prune_report(m: dict, out) -> str:
         lines.append(f"  {len(m['images_copied'])} kept JPEGs have data after their end-of-image marker: "
                      f"copied into {out}/images/ (ultralytics rewrites such files in place)")
     for prob in m["source"].get("problems", []):
-        if prob["kind"] == "no-labels":
+        if prob["kind"] in ("no-labels", "split-overlap"):
             lines.append(f"  warning: {prob['message']}")
     if m["source"].get("problem_count"):
         lines.append(f"  {m['source']['problem_count']} dataset problems (bad label lines are left out); "

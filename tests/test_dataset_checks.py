@@ -186,3 +186,14 @@ def test_probe_size_is_the_displayed_size(tmp_path, fmt):
     rot, plain = probe_image(tmp_path / f"rot.{fmt}"), probe_image(tmp_path / f"plain.{fmt}")
     assert (rot.width, rot.height, rot.problem) == (40, 60, None)
     assert (plain.width, plain.height, plain.problem) == (60, 40, None)
+
+
+def test_splits_sharing_files_are_flagged(make_dataset):
+    box = "0 0.5 0.5 0.2 0.2\n"
+    y = make_dataset({"train": {"a": box, "b": box}})
+    (y.parent / "same.yaml").write_text("train: images/train\nval: images/train\nnames: [a, b, c]\n")
+    ds = load_dataset(y.parent / "same.yaml")
+    for split in ("train", "val"):
+        overlap = [p for p in ds.split(split).problems if p.kind == "split-overlap"]
+        assert len(overlap) == 1 and "2 images are in both split 'train' and split 'val'" in overlap[0].message
+    assert not [p for p in load_dataset(y).split("train").problems if p.kind == "split-overlap"]

@@ -78,6 +78,7 @@ def load_dataset(
     if infer_names:
         top = max((int(r.classes.max()) for s in built.values() for r in s.records if r.n_boxes), default=0)
         names = tuple(str(i) for i in range(top + 1))
+    built = _report_overlap(built)
     if check_images:
         built = _report_identical(built, workers)
     return Dataset(root=root, yaml=yaml_path, names=tuple(names), splits=built)
@@ -212,6 +213,30 @@ def _orphan_labels(label_dir: Path, paired: set[Path]) -> list[Problem]:
             lb = Path(dirpath) / f
             if lb not in paired:
                 out.append(Problem("orphan-label", str(lb), None, "label file has no image", "warning"))
+    return out
+
+
+def _report_overlap(built: dict[str, Split]) -> dict[str, Split]:
+    """Warn in both splits, once per pair, when two splits list the same image files."""
+    extra: dict[str, list[Problem]] = {name: [] for name in built}
+    names = list(built)
+    for i, a in enumerate(names):
+        mine = {r.image for r in built[a].records}
+        for b in names[i + 1 :]:
+            shared = [r.image for r in built[b].records if r.image in mine]
+            if not shared:
+                continue
+            msg = (
+                f"{len(shared)} images are in both split '{a}' and split '{b}' (the same files, "
+                "e.g. this one): metrics measured on one include images the model trained on"
+            )
+            for name in (a, b):
+                extra[name].append(Problem("split-overlap", str(shared[0]), None, msg, "warning"))
+    out = {}
+    for name, split in built.items():
+        if extra[name]:
+            split = Split(split.name, split.sources, split.records, split.problems + tuple(extra[name]), split.excluded)
+        out[name] = split
     return out
 
 

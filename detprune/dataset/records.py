@@ -165,7 +165,8 @@ class Dataset:
         return self.splits[name]
 
     def all_problems(self) -> list[Problem]:
+        """Every problem once (a file in two splits reports its problems in both)."""
         out = list(self.problems)
         for s in self.splits.values():
             out.extend(s.problems)
-        return out
+        return list(dict.fromkeys(out))
