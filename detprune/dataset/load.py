@@ -228,7 +228,7 @@ def _report_overlap(built: dict[str, Split]) -> dict[str, Split]:
                 continue
             msg = (
                 f"{len(shared)} images are in both split '{a}' and split '{b}' (the same files, "
-                "e.g. this one): metrics measured on one include images the model trained on"
+                f"e.g. {shared[0].name}): metrics measured on one include images the model trained on"
             )
             for name in (a, b):
                 extra[name].append(Problem("split-overlap", str(shared[0]), None, msg, "warning"))
