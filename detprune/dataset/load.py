@@ -216,6 +216,15 @@ def _orphan_labels(label_dir: Path, paired: set[Path]) -> list[Problem]:
     return out
 
 
+def _with_problems(built: dict[str, Split], extra: dict[str, list[Problem]]) -> dict[str, Split]:
+    """The splits with ``extra[name]`` appended to their problems."""
+    return {
+        name: Split(s.name, s.sources, s.records, s.problems + tuple(extra[name]), s.excluded)
+        if extra[name] else s
+        for name, s in built.items()
+    }
+
+
 def _report_overlap(built: dict[str, Split]) -> dict[str, Split]:
     """Warn in both splits, once per pair, when two splits list the same image files."""
     extra: dict[str, list[Problem]] = {name: [] for name in built}
@@ -232,12 +241,7 @@ def _report_overlap(built: dict[str, Split]) -> dict[str, Split]:
             )
             for name in (a, b):
                 extra[name].append(Problem("split-overlap", str(shared[0]), None, msg, "warning"))
-    out = {}
-    for name, split in built.items():
-        if extra[name]:
-            split = Split(split.name, split.sources, split.records, split.problems + tuple(extra[name]), split.excluded)
-        out[name] = split
-    return out
+    return _with_problems(built, extra)
 
 
 def _report_identical(built: dict[str, Split], workers: int | None) -> dict[str, Split]:
@@ -261,9 +265,4 @@ def _report_identical(built: dict[str, Split], workers: int | None) -> dict[str,
                 f" (in split '{owner[first]}': the same image is in two splits)" if across else ""
             )
             extra[where].append(Problem("duplicate-image", str(other), None, msg, "warning"))
-    out = {}
-    for name, split in built.items():
-        if extra[name]:
-            split = Split(split.name, split.sources, split.records, split.problems + tuple(extra[name]), split.excluded)
-        out[name] = split
-    return out
+    return _with_problems(built, extra)
