@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import BinaryIO
 
-__all__ = ["JpegInfo", "jpeg_info"]
+__all__ = ["JpegInfo", "ends_with_eoi", "jpeg_info"]
 
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _NO_LENGTH = frozenset(range(0xD0, 0xDA)) | {0x01}  # RSTn, SOI, EOI, TEM: no length field
@@ -80,3 +82,15 @@ def jpeg_info(data: bytes | memoryview) -> JpegInfo | None:
             return JpegInfo(height, width, eoi != -1, eoi + 2 if eoi != -1 else -1)
         pos += 2 + length
     return None
+
+
+def ends_with_eoi(f: BinaryIO) -> bool:
+    """Whether the open file's last two bytes are the end-of-image marker ``FF D9``.
+
+    This is ultralytics' own test: a JPEG failing it is re-encoded in place when
+    ultralytics scans it.
+    """
+    if f.seek(0, os.SEEK_END) < 2:
+        return False
+    f.seek(-2, os.SEEK_END)
+    return f.read(2) == b"\xff\xd9"

@@ -82,7 +82,7 @@ def probe_image(path: Path) -> ImageProbe:
         )
         return ImageProbe(path, w, h, size, problem)
     if fmt in ("JPEG", "MPO"):  # by content: a PNG named .jpg is a PNG
-        trailing = _jpeg_trailing_bytes(path, size)
+        trailing = _jpeg_trailing_bytes(path)
         if trailing is None:
             problem = Problem(
                 "truncated-image", str(path), None,
@@ -112,18 +112,17 @@ def _unreadable(path: Path, why: str) -> Problem:
     return Problem("unreadable-image", str(path), None, f"cannot read image: {why}; left out")
 
 
-def _jpeg_trailing_bytes(path: Path, size: int) -> int | None:
+def _jpeg_trailing_bytes(path: Path) -> int | None:
     """Bytes after the JPEG's end-of-image marker, or ``None`` when it has none (truncated).
 
     Most files end with the marker: only the last bytes are read. Otherwise the
     whole file is parsed (its first scan located by the header's length fields, so
     an EXIF thumbnail's marker is not taken for the image's own).
     """
-    from .._jpeg import jpeg_info
+    from .._jpeg import ends_with_eoi, jpeg_info
 
     with open(path, "rb") as f:
-        f.seek(max(0, size - 2))
-        if f.read(2) == b"\xff\xd9":
+        if ends_with_eoi(f):
             return 0
         f.seek(0)
         data = f.read()
@@ -132,11 +131,6 @@ def _jpeg_trailing_bytes(path: Path, size: int) -> int | None:
         pos = data.rfind(b"\xff\xd9")
         return None if pos == -1 else len(data) - pos - 2
     return len(data) - info.end if info.complete else None
-
-
-def probe_images(paths: Sequence[Path], workers: int | None = None) -> list[ImageProbe]:
-    """Probe many images (in worker processes when there are many; see ``_pool``)."""
-    return chunked_map(probe_image, paths, workers)
 
 
 def _file_digest(path: Path) -> str:

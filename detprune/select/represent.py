@@ -172,9 +172,9 @@ def _group_min(nq: int, qi: np.ndarray, vals: np.ndarray) -> np.ndarray:
     return out
 
 
-def _project_rows(A: np.ndarray, out: np.ndarray, a: int, V: np.ndarray) -> None:
-    """``out[a:a + 2048] = A[a:a + 2048] @ V`` (one task)."""
-    out[a : a + 2048] = A[a : a + 2048] @ V
+def _project_rows(A: np.ndarray, out: np.ndarray, a: int, b: int, V: np.ndarray) -> None:
+    """``out[a:b] = A[a:b] @ V`` (one task)."""
+    out[a:b] = A[a:b] @ V
 
 
 def _pivots(Kf: np.ndarray, ksq: np.ndarray, g: int, sample: int = 2048) -> np.ndarray:
@@ -334,8 +334,8 @@ class _L2Search:
         self.Qp = np.empty((self.nq, r), dtype=np.float32)
         self.Kp = np.empty((self.nk, r), dtype=np.float32)
         step = 2048
-        tasks = [(self.Qf, self.Qp, a, V) for a in range(0, self.nq, step)]
-        tasks += [(self.Kf, self.Kp, a, V) for a in range(0, self.nk, step)]
+        tasks = [(self.Qf, self.Qp, a, a + step, V) for a in range(0, self.nq, step)]
+        tasks += [(self.Kf, self.Kp, a, a + step, V) for a in range(0, self.nk, step)]
         list(workers.run(_project_rows, tasks))
         qpsq = np.einsum("ij,ij->i", self.Qp, self.Qp, dtype=np.float64)
         kpsq = np.einsum("ij,ij->i", self.Kp, self.Kp, dtype=np.float64)

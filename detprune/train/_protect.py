@@ -35,12 +35,11 @@ def would_be_rewritten(path: str | os.PathLike) -> bool:
     bool
         ``False`` for unreadable files (ultralytics reports those itself).
     """
+    from .._jpeg import ends_with_eoi
+
     try:
         with open(path, "rb") as f:
-            if f.read(2) != b"\xff\xd8":
-                return False
-            f.seek(-2, os.SEEK_END)
-            return f.read(2) != b"\xff\xd9"
+            return f.read(2) == b"\xff\xd8" and not ends_with_eoi(f)
     except OSError:
         return False
 
