@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,7 +142,11 @@ def _file_digest(path: Path) -> str:
 
 
 def find_identical_files(
-    files: Sequence[tuple[Path, int]], workers: int | None = None
+    files: Sequence[tuple[Path, int]],
+    workers: int | None = None,
+    *,
+    known: Mapping[Path, str] | None = None,
+    computed: dict[Path, str] | None = None,
 ) -> list[list[Path]]:
     """Group byte-identical files.
 
@@ -150,6 +154,10 @@ def find_identical_files(
     ----------
     files : sequence of (path, size in bytes)
         Only files of equal size are hashed.
+    known : mapping of Path to str, optional
+        Digests (as :func:`_file_digest` gives them) known to be current; not recomputed.
+    computed : dict, optional
+        Filled with the digests computed here.
 
     Returns
     -------
@@ -162,8 +170,13 @@ def find_identical_files(
     candidates = [p for group in by_size.values() if len(group) > 1 for p in group]
     if not candidates:
         return []
+    known = known or {}
+    todo = [p for p in candidates if p not in known]
     # hashing is C code that releases the GIL: threads suit it
-    digests = chunked_map(_file_digest, candidates, workers or min(8, 2 * (os.cpu_count() or 1)))
+    fresh = dict(zip(todo, chunked_map(_file_digest, todo, workers or min(8, 2 * (os.cpu_count() or 1))), strict=True))
+    if computed is not None:
+        computed.update(fresh)
+    digests = [known[p] if p in known else fresh[p] for p in candidates]
     groups: dict[tuple[int, str], list[Path]] = defaultdict(list)
     sizes = dict(files)
     for p, d in zip(candidates, digests, strict=True):

@@ -8,8 +8,9 @@ from functools import partial
 from pathlib import Path
 
 from ..errors import DatasetError
+from . import _checkcache
 from ._pool import chunked_map
-from .checks import find_identical_files, probe_image
+from .checks import ImageProbe, find_identical_files, probe_image
 from .records import Dataset, ImageRecord, Problem, Split
 from .yolo import (
     SPLIT_NAMES,
@@ -30,6 +31,7 @@ def load_dataset(
     splits: Sequence[str] | None = None,
     check_images: bool = True,
     workers: int | None = None,
+    cache: bool | None = None,
 ) -> Dataset:
     """Read and validate a YOLO detection dataset without modifying anything.
 
@@ -46,6 +48,12 @@ def load_dataset(
     workers : int, optional
         Threads for the per-file checks (default ``$DETPRUNE_IO_WORKERS`` or 1:
         serial is fastest on local disks; threads help on network file systems).
+    cache : bool, optional
+        Reuse the check results of files unchanged since an earlier run (size and
+        ``mtime_ns`` of image and label; see ``detprune/dataset/_checkcache.py``),
+        kept in detprune's own cache folder, never in the dataset. Default: on,
+        unless ``$DETPRUNE_CHECK_CACHE=0``; splits under 512 images are always
+        checked afresh.
 
     Returns
     -------
@@ -71,16 +79,22 @@ def load_dataset(
 
     infer_names = names is None
     nc = _UNLIMITED_CLASSES if infer_names else len(names)
+    use_cache = _checkcache.enabled() if cache is None else bool(cache)
     built: dict[str, Split] = {}
+    stores: list[_checkcache.CheckStore] = []
     for split, entries in sources.items():
-        built[split] = _load_split(split, root, entries, nc, check_images, workers)
+        built[split], store = _load_split(split, root, entries, nc, check_images, workers, use_cache)
+        if store is not None:
+            stores.append(store)
 
     if infer_names:
         top = max((int(r.classes.max()) for s in built.values() for r in s.records if r.n_boxes), default=0)
         names = tuple(str(i) for i in range(top + 1))
     built = _report_overlap(built)
     if check_images:
-        built = _report_identical(built, workers)
+        built = _report_identical(built, workers, stores)
+    for store in stores:
+        store.save()
     return Dataset(root=root, yaml=yaml_path, names=tuple(names), splits=built)
 
 
@@ -113,8 +127,14 @@ def _bare_folder(p: Path) -> tuple[Path, tuple[str, ...] | None, dict[str, list[
 
 
 def _load_split(
-    split: str, root: Path, entries: list[str], nc: int, check_images: bool, workers: int | None
-) -> Split:
+    split: str,
+    root: Path,
+    entries: list[str],
+    nc: int,
+    check_images: bool,
+    workers: int | None,
+    use_cache: bool,
+) -> tuple[Split, _checkcache.CheckStore | None]:
     problems: list[Problem] = []
     images: list[Path] = []
     label_dirs: list[Path] = []
@@ -134,9 +154,14 @@ def _load_split(
     images = unique
 
     labels = [label_path_for(img) for img in images]
-    checked = chunked_map(
-        partial(_check_pair, nc=nc, check_image=check_images), list(zip(images, labels, strict=True)), workers
-    )
+    pairs = list(zip(images, labels, strict=True))
+    check = partial(_check_pair, nc=nc, check_image=check_images)
+    store = None
+    if use_cache and len(pairs) >= _checkcache.MIN_IMAGES:
+        store = _checkcache.CheckStore(root, split, nc, check_images)
+        checked = _cached_checks(store, pairs, check, workers)
+    else:
+        checked = chunked_map(check, pairs, workers)
 
     records: list[ImageRecord] = []
     excluded: list[str] = []
@@ -156,12 +181,37 @@ def _load_split(
         w, h = (probe.width, probe.height) if probe is not None else (0, 0)
         records.append(ImageRecord(img, lb if exists else None, w, h, classes, boxes))
 
-    paired = {lb for lb in labels}
+    paired = {str(lb) for lb in labels}
     for d in label_dirs:
         problems.extend(_orphan_labels(d, paired))
     if records and not any(r.label is not None for r in records):
         problems.append(_no_labels_problem(split, root, records[0].image))
-    return Split(split, tuple(entries), tuple(records), tuple(problems), tuple(excluded))
+    return Split(split, tuple(entries), tuple(records), tuple(problems), tuple(excluded)), store
+
+
+def _cached_checks(
+    store: _checkcache.CheckStore, pairs: list[tuple[Path, Path]], check, workers: int | None
+) -> list[tuple]:
+    """:func:`_check_pair` of every pair, reusing the store's results for unchanged files."""
+    stats = [_checkcache.file_stat(img, lb) for img, lb in pairs]  # before anything is read
+    out: list[tuple | None] = [None] * len(pairs)
+    todo: list[int] = []
+    for i, ((img, _), st) in enumerate(zip(pairs, stats, strict=True)):
+        hit = store.lookup(img, st)
+        if hit is None:
+            todo.append(i)
+            continue
+        label, probe = hit
+        out[i] = (label, None if probe is None else ImageProbe(img, probe[0], probe[1], st[0], probe[2]))
+    if todo:
+        started = _checkcache.now_ns()
+        fresh = chunked_map(check, [pairs[i] for i in todo], workers)
+        for i, (label, probe) in zip(todo, fresh, strict=True):
+            out[i] = (label, probe)
+            kept = None if probe is None else (probe.width, probe.height, probe.problem)
+            store.record(pairs[i][0], stats[i], started, label, kept)
+    store.keep_only([img for img, _ in pairs])
+    return out  # type: ignore[return-value]
 
 
 def _no_labels_problem(split: str, root: Path, image: Path, max_entries: int = 200_000) -> Problem:
@@ -201,7 +251,8 @@ def _read_optional_label(path: Path, nc: int):
     return True, classes, boxes, problems
 
 
-def _orphan_labels(label_dir: Path, paired: set[Path]) -> list[Problem]:
+def _orphan_labels(label_dir: Path, paired: set[str]) -> list[Problem]:
+    """Label files under ``label_dir`` whose path is not in ``paired`` (strings)."""
     if not label_dir.is_dir():
         return []
     out = []
@@ -210,9 +261,9 @@ def _orphan_labels(label_dir: Path, paired: set[Path]) -> list[Problem]:
         for f in sorted(filenames):
             if not f.endswith(".txt") or f == "classes.txt":
                 continue
-            lb = Path(dirpath) / f
+            lb = os.path.join(dirpath, f)
             if lb not in paired:
-                out.append(Problem("orphan-label", str(lb), None, "label file has no image", "warning"))
+                out.append(Problem("orphan-label", lb, None, "label file has no image", "warning"))
     return out
 
 
@@ -244,7 +295,9 @@ def _report_overlap(built: dict[str, Split]) -> dict[str, Split]:
     return _with_problems(built, extra)
 
 
-def _report_identical(built: dict[str, Split], workers: int | None) -> dict[str, Split]:
+def _report_identical(
+    built: dict[str, Split], workers: int | None, stores: list[_checkcache.CheckStore] = ()
+) -> dict[str, Split]:
     owner: dict[Path, str] = {}
     files: list[tuple[Path, int]] = []
     for name, split in built.items():
@@ -256,7 +309,18 @@ def _report_identical(built: dict[str, Split], workers: int | None) -> dict[str,
                 except OSError:
                     continue
     extra: dict[str, list[Problem]] = {name: [] for name in built}
-    for group in find_identical_files(files, workers):
+    known: dict[Path, str] = {}
+    for store in stores:
+        for p, _ in files:
+            d = store.digest(p)
+            if d is not None:
+                known[p] = d.hex()
+    computed: dict[Path, str] = {}
+    groups = find_identical_files(files, workers, known=known, computed=computed)
+    for store in stores:
+        for p, d in computed.items():
+            store.record_digest(p, bytes.fromhex(d))
+    for group in groups:
         first = group[0]
         for other in group[1:]:
             where = owner[other]

@@ -141,11 +141,17 @@ def list_images(source: Path, problems: list[Problem]) -> list[Path]:
     Missing entries of a .txt list are recorded in ``problems`` with their line.
     """
     if source.is_dir():
-        out = []
+        found: list[str] = []
         for dirpath, dirnames, filenames in os.walk(source, followlinks=True):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            out.extend(Path(dirpath) / f for f in filenames if is_image(Path(f)))
-        return sorted(out)
+            found.extend(
+                os.path.join(dirpath, f)
+                for f in filenames
+                if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES
+            )
+        # the order of sorted Paths (component-wise), without comparing Path objects
+        found.sort(key=lambda s: s.split(os.sep))
+        return [Path(s) for s in found]
     if source.is_file() and source.suffix.lower() == ".txt":
         return _list_from_txt(source, problems)
     if source.is_file() and is_image(source):
