@@ -13,6 +13,7 @@ from hypothesis.extra.numpy import arrays
 
 from detprune.errors import ParameterError
 from detprune.select import EpsilonReport, epsilon, represent
+from detprune.select._threads import Workers
 from detprune.select.represent import nearest_kept
 
 
@@ -133,7 +134,9 @@ def test_nearest_kept_medium(device: str) -> None:
     assert np.array_equal(l2, r2)
 
 
-def test_epsilon_matches_brute_force_per_class() -> None:
+@pytest.mark.parametrize("concurrent", [False, True])
+def test_epsilon_matches_brute_force_per_class(concurrent: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    _classes_concurrently(concurrent, monkeypatch)
     rng = np.random.default_rng(2)
     X = rng.standard_normal((400, 12)).astype(np.float32)
     classes = rng.random((400, 3)) < 0.4
@@ -149,6 +152,45 @@ def test_epsilon_matches_brute_force_per_class() -> None:
         assert rep.eps_linf[c] == linf.max()
         assert rep.eps_l2[c] == l2.max()
         assert math.isclose(rep.mean_l2[c], l2.mean(), rel_tol=1e-12)
+
+
+def _classes_concurrently(on: bool, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Measure classes two at a time (two workers even on one core), or one at a time;
+    returns the ids of the threads that measured a class."""
+    monkeypatch.setattr(represent, "CONCURRENT_BYTES", 2**40 if on else 0)
+    monkeypatch.setattr(represent, "Workers", lambda workers=None: Workers(2))
+    import threading
+
+    seen: list[int] = []
+    real = represent._nearest
+
+    def spy(*args, **kwargs):
+        seen.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(represent, "_nearest", spy)
+    return seen
+
+
+@pytest.mark.parametrize("d", [3, 64])
+def test_classes_measured_concurrently_give_the_same_report(
+    d: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(d)
+    centres = rng.standard_normal((8, d)) * 4
+    X = (centres[rng.integers(0, 8, 3000)] + rng.standard_normal((3000, d))).astype(np.float32)
+    labels = rng.integers(0, 5, 3000)
+    labels[:40] = 5  # a small class beside the large ones
+    kept = rng.choice(3000, 900, replace=False)
+    threads = _classes_concurrently(False, monkeypatch)
+    serial = epsilon(X, kept, labels=labels)
+    assert len(set(threads)) == 1
+    monkeypatch.setattr(represent, "CONCURRENT_BYTES", 2**40)
+    threads.clear()
+    both = epsilon(X, kept, labels=labels)
+    assert len(set(threads)) == 2  # really two at a time
+    assert both.per_class() == serial.per_class()
+    assert (both.overall_linf, both.overall_l2) == (serial.overall_linf, serial.overall_l2)
 
 
 def _clustered_with_ties(seed: int, d: int) -> tuple[np.ndarray, np.ndarray]:

@@ -670,21 +670,20 @@ def _class_cpu(
     Q: np.ndarray, K: np.ndarray, workers: Workers, *, per_query: bool = True
 ) -> tuple[np.ndarray, np.ndarray | float]:
     """Exact squared L2 to the nearest kept row of every query, and the L-inf distances
-    (``per_query``) or only their maximum."""
-    with single_threaded_blas():
-        search = _L2Search(Q, K)
-        sq = search.run(workers)
-        nq, nk = Q.shape[0], K.shape[0]
-        probe = np.arange(0, nq, max(1, nq // 2048))  # a fixed spread of (query, kept row)
-        typical = _exact_sq(search.Qx, K, probe, probe * 7919 % nk)  # pairs
-        kd = bool(np.median(sq) <= KD_CONTRAST**2 * np.median(typical))
-        if not per_query:
-            engine = _LinfTree(Q, K) if kd else _LinfCodes(Q, K)
-            return sq, _max_linf(Q, K, search.nearest, workers, engine)
-        if kd:
-            linf = _linf_cpu(Q, K, workers.workers)
-        else:
-            linf = _LinfCodes(Q, K).run(workers, search.nearest)
+    (``per_query``) or only their maximum (BLAS limited to one thread by the caller)."""
+    search = _L2Search(Q, K)
+    sq = search.run(workers)
+    nq, nk = Q.shape[0], K.shape[0]
+    probe = np.arange(0, nq, max(1, nq // 2048))  # a fixed spread of (query, kept row)
+    typical = _exact_sq(search.Qx, K, probe, probe * 7919 % nk)  # pairs
+    kd = bool(np.median(sq) <= KD_CONTRAST**2 * np.median(typical))
+    if not per_query:
+        engine = _LinfTree(Q, K) if kd else _LinfCodes(Q, K)
+        return sq, _max_linf(Q, K, search.nearest, workers, engine)
+    if kd:
+        linf = _linf_cpu(Q, K, workers.workers)
+    else:
+        linf = _LinfCodes(Q, K).run(workers, search.nearest)
     return sq, linf
 
 
@@ -743,14 +742,26 @@ def nearest_kept(
 
 
 def _nearest(
-    Q: np.ndarray, K: np.ndarray, device: str, *, per_query: bool
+    Q: np.ndarray,
+    K: np.ndarray,
+    device: str,
+    *,
+    per_query: bool,
+    workers: Workers | None = None,
 ) -> tuple[np.ndarray, np.ndarray | float]:
-    """:func:`nearest_kept`, with only the maximum L-inf distance unless ``per_query``."""
+    """:func:`nearest_kept`, with only the maximum L-inf distance unless ``per_query``.
+
+    ``workers``: a pool (inside :func:`single_threaded_blas`) to run the CPU tasks in;
+    by default one is made for this call.
+    """
     if Q.shape[0] == 0:
         return np.empty(0), (np.empty(0) if per_query else 0.0)
     dev = _device.resolve(device)
     if dev == "cpu":
-        with Workers() as workers:
+        if workers is None:
+            with Workers() as own, single_threaded_blas():
+                sq, linf = _class_cpu(Q, K, own, per_query=per_query)
+        else:
             sq, linf = _class_cpu(Q, K, workers, per_query=per_query)
     else:
         sq, linf = _class_torch(Q, K, "cpu" if dev == "torch-cpu" else dev)
@@ -812,6 +823,37 @@ def epsilon(
     return _epsilon(X, kept_indices, labels, device)
 
 
+#: on the CPU, classes are measured two at a time (each hides the other's serial steps)
+#: while the rows of all of them take at most this many bytes; larger sets are measured
+#: one class at a time, so that peak memory stays that of the largest class
+CONCURRENT_BYTES = 256 * 2**20
+
+
+def _measure(
+    X: np.ndarray, jobs: dict[int, tuple[np.ndarray, np.ndarray]], device: str
+) -> dict[int, tuple[np.ndarray, float]]:
+    """For each job ``i: (query rows, kept rows)``: the nearest-kept L2 distances of the
+    queries and their largest nearest-kept L-inf distance."""
+
+    def one(job: tuple[np.ndarray, np.ndarray], workers: Workers | None = None) -> tuple:
+        Qi, K = job
+        return _nearest(X[Qi], X[K], device, per_query=False, workers=workers)
+
+    if _device.resolve(device) != "cpu":
+        return {i: one(job) for i, job in jobs.items()}
+    rows = sum(Qi.size + K.size for Qi, K in jobs.values())
+    with Workers() as workers, single_threaded_blas():
+        if len(jobs) < 2 or workers.workers < 2 or rows * X.shape[1] * X.itemsize > CONCURRENT_BYTES:
+            return {i: one(job, workers) for i, job in jobs.items()}
+        from concurrent.futures import ThreadPoolExecutor
+
+        # largest first, so that the small ones fill in beside it
+        order = sorted(jobs, key=lambda i: -jobs[i][0].size * jobs[i][1].size)
+        with ThreadPoolExecutor(2) as outer:  # tasks of both share the one worker pool
+            futures = {i: outer.submit(one, jobs[i], workers) for i in order}
+            return {i: futures[i].result() for i in jobs}
+
+
 def _epsilon(X: Any, kept_indices: Any, labels: Any, device: str) -> EpsilonReport:
     X = check_matrix(X, _OWNER)
     n = X.shape[0]
@@ -820,34 +862,25 @@ def _epsilon(X: Any, kept_indices: Any, labels: Any, device: str) -> EpsilonRepo
     is_kept = np.zeros(n, dtype=bool)
     is_kept[kept] = True
     n_total, n_kept, e_inf, e_l2, m_l2, notes = [], [], [], [], [], []
-    total_l2 = 0.0
-    total_members = 0
-    for c, M in zip(classes, members, strict=True):
+    jobs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for i, (c, M) in enumerate(zip(classes, members, strict=True)):
         K = M[is_kept[M]]
-        Qi = M[~is_kept[M]]
         n_total.append(int(M.size))
         n_kept.append(int(K.size))
-        if M.size == 0:
-            e_inf.append(0.0)
-            e_l2.append(0.0)
-            m_l2.append(0.0)
-            continue
-        if K.size == 0:
+        value = 0.0 if M.size == 0 else math.inf
+        e_inf.append(value)
+        e_l2.append(value)
+        m_l2.append(value)
+        if M.size and not K.size:
             msg = f"class {c}: {M.size} image(s) in the full set but none kept; its epsilon is inf"
             notes.append(msg)
             warnings.warn(msg, UserWarning, stacklevel=3)
-            e_inf.append(math.inf)
-            e_l2.append(math.inf)
-            m_l2.append(math.inf)
-            total_l2 = math.inf
-            total_members += int(M.size)
-            continue
-        l2, linf_max = _nearest(X[Qi], X[K], device, per_query=False)
-        e_inf.append(float(linf_max))
-        e_l2.append(float(l2.max()) if l2.size else 0.0)
-        m_l2.append(float(l2.sum() / M.size))
-        total_l2 += float(l2.sum())
-        total_members += int(M.size)
+        elif M.size:
+            jobs[i] = (M[~is_kept[M]], K)
+    for i, (l2, linf_max) in _measure(X, jobs, device).items():
+        e_inf[i] = float(linf_max)
+        e_l2[i] = float(l2.max()) if l2.size else 0.0
+        m_l2[i] = float(l2.sum() / n_total[i])
     present = [i for i, t in enumerate(n_total) if t > 0]
     return EpsilonReport(
         classes=tuple(classes),
