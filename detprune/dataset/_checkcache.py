@@ -213,9 +213,10 @@ class CheckStore:
         """Remember a fresh result (``stat`` taken before the files were read)."""
         if stat is None:
             return
-        self._entries[str(image)] = (stat, checked_ns, label, probe)
-        self._digests.pop(str(image), None)
-        self._verified.add(str(image))
+        key = str(image)
+        self._entries[key] = (stat, checked_ns, label, probe)
+        self._digests.pop(key, None)
+        self._verified.add(key)
         self._changed = True
 
     def record_digest(self, image: Path, digest: bytes) -> None:

@@ -173,7 +173,8 @@ def find_identical_files(
     known = known or {}
     todo = [p for p in candidates if p not in known]
     # hashing is C code that releases the GIL: threads suit it
-    fresh = dict(zip(todo, chunked_map(_file_digest, todo, workers or min(8, 2 * (os.cpu_count() or 1))), strict=True))
+    threads = workers or min(8, 2 * (os.cpu_count() or 1))
+    fresh = dict(zip(todo, chunked_map(_file_digest, todo, threads), strict=True))
     if computed is not None:
         computed.update(fresh)
     digests = [known[p] if p in known else fresh[p] for p in candidates]

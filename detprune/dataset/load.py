@@ -296,7 +296,7 @@ def _report_overlap(built: dict[str, Split]) -> dict[str, Split]:
 
 
 def _report_identical(
-    built: dict[str, Split], workers: int | None, stores: list[_checkcache.CheckStore] = ()
+    built: dict[str, Split], workers: int | None, stores: Sequence[_checkcache.CheckStore] = ()
 ) -> dict[str, Split]:
     owner: dict[Path, str] = {}
     files: list[tuple[Path, int]] = []
