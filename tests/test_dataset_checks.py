@@ -6,6 +6,8 @@ import shutil
 
 import pytest
 from conftest import tree_digest, write_image, write_text
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detprune.dataset import load_dataset, parse_label_text
 
@@ -197,3 +199,81 @@ def test_splits_sharing_files_are_flagged(make_dataset):
         overlap = [p for p in ds.split(split).problems if p.kind == "split-overlap"]
         assert len(overlap) == 1 and "2 images are in both split 'train' and split 'val'" in overlap[0].message
     assert not [p for p in load_dataset(y).split("train").problems if p.kind == "split-overlap"]
+
+
+# --------------------------------------------------------------------- the vectorised fast path
+
+_values = st.one_of(
+    st.floats(-0.05, 1.05, allow_nan=False),
+    st.sampled_from([0.0, -0.0, 1.0, 0.5, 1.01, -0.01, 1.001, -0.001, 1e-7, 0.0000005]),
+)
+_fmt = st.sampled_from(["{:.6f}", "{!r}", "{:.3e}", "{:g}", "{:.2f}"])
+
+
+@st.composite
+def _label_text(draw):
+    if draw(st.booleans()):  # mostly clean files: the fast path's own ground
+        centre, size = st.floats(0.1, 0.9), st.floats(0.001, 0.2)
+        rows = [
+            " ".join([draw(st.sampled_from(["0", "1", "2"]))]
+                     + [draw(_fmt).format(draw(v)) for v in (centre, centre, size, size)])
+            for _ in range(draw(st.integers(1, 8)))
+        ]
+        if draw(st.booleans()):  # a box just past an edge: clipped silently (within 1e-3)
+            w, over = draw(size), draw(st.floats(0.0, 0.00099))
+            xc = w / 2 - over if draw(st.booleans()) else 1 - w / 2 + over
+            rows.append(f"1 {xc!r} 0.5 {w!r} 0.1")
+        if draw(st.integers(0, 3)) == 0:
+            rows.append(draw(st.sampled_from(rows)))  # a duplicate
+        return "\n".join(rows) + "\n"
+    lines = []
+    for _ in range(draw(st.integers(0, 12))):
+        kind = draw(st.sampled_from(["box"] * 6 + ["again", "polygon", "blank", "junk", "class"]))
+        if kind == "again" and lines:
+            lines.append(draw(st.sampled_from(lines)))
+            continue
+        if kind == "blank":
+            lines.append(draw(st.sampled_from(["", "   ", "\t"])))
+            continue
+        if kind == "junk":
+            lines.append(draw(st.sampled_from(["0 0.5 0.5 0.2", "a b c d e", "0 nan 0.5 0.1 0.1", "0 1_0 0.5 0.1 0.1"])))
+            continue
+        n = 6 if kind == "polygon" else 4
+        vals = [draw(_fmt).format(draw(_values)) for _ in range(n)]
+        c = draw(st.sampled_from(["0", "1", "2", "2.0", "-0", "3", "1.5"]) if kind == "class" else st.sampled_from(["0", "1", "2"]))
+        sep = draw(st.sampled_from([" ", "\t", "  "]))
+        lines.append(sep.join([c, *vals]))
+    end = draw(st.sampled_from(["\n", "\r\n"]))
+    return end.join(lines) + draw(st.sampled_from(["", end]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_label_text())
+def test_fast_path_equals_the_line_by_line_parse(text):
+    from detprune.dataset import yolo
+
+    real_rows = yolo._FAST_ROWS
+    try:
+        yolo._FAST_ROWS = 0  # every file tries the fast path
+        got = parse_label_text(text, 3, "x.txt")
+    finally:
+        yolo._FAST_ROWS = real_rows
+    real = yolo._parse_clean
+    try:
+        yolo._parse_clean = lambda *a: None
+        want = parse_label_text(text, 3, "x.txt")
+    finally:
+        yolo._parse_clean = real
+    assert got[0].dtype == want[0].dtype and got[1].dtype == want[1].dtype
+    assert got[0].tobytes() == want[0].tobytes()
+    assert got[1].shape == want[1].shape and got[1].tobytes() == want[1].tobytes()
+    assert got[2] == want[2]
+
+
+def test_fast_path_is_taken_for_clean_files_only():
+    from detprune.dataset.yolo import _parse_clean
+
+    assert _parse_clean("0 0.5 0.5 0.2 0.2\n1 0.2 0.3 0.1 0.1\n", 3) is not None
+    for bad in ("0 0.5 0.5 0.2\n", "0 0.95 0.5 0.2 0.2\n", "0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n",
+                "3 0.5 0.5 0.2 0.2\n", "0 0.1 0.1 0.3 0.1 0.3 0.4\n"):
+        assert _parse_clean(bad, 3) is None

@@ -203,6 +203,60 @@ def label_path_for(image: Path) -> Path:
 # ----------------------------------------------------------------------------- label files
 
 
+#: label files of at least this many lines are tried vectorised first (below it the
+#: line-by-line parse is faster: 5 us a box against a fixed ~40 us)
+_FAST_ROWS = 16
+
+
+def _box_key(c: int, box: Sequence[float]) -> tuple[int, ...]:
+    """Duplicate-box key: the class and each value rounded to 1e-6 (half to even)."""
+    return (c, *(round(v * 1e6) for v in box))
+
+
+def _parse_clean(text: str, nc: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The boxes of label text in which every line is a valid, in-bounds, unique box row.
+
+    Returns None when any line would be reported (a bad line, a polygon row, a box
+    to clip with a warning, a duplicate): :func:`parse_label_text` then reads the text
+    line by line. Where it returns boxes they are identical to that function's: the
+    fields are parsed by ``float`` and every value is computed by the same float64
+    operations, vectorised.
+    """
+    rows = [f for f in (line.split() for line in text.splitlines()) if f]
+    if not rows:
+        return np.zeros(0, np.int32), np.zeros((0, 4), np.float32)
+    if any(len(f) != 5 for f in rows):
+        return None
+    try:
+        a = np.array([[float(v) for v in f] for f in rows], dtype=np.float64)
+    except ValueError:
+        return None
+    if not np.isfinite(a).all():
+        return None
+    c, xc, yc, w, h = a.T
+    utol = ULTRALYTICS_TOLERANCE
+    if not (
+        (c == np.trunc(c)).all() and (c >= 0).all() and (c < nc).all()
+        and (w > 0).all() and (h > 0).all()
+        and max(xc.max(), yc.max(), w.max(), h.max()) <= 1 + utol
+        and min(xc.min(), yc.min()) >= -utol
+    ):
+        return None
+    corners = np.stack([xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2], axis=1)
+    tol = COORD_TOLERANCE
+    if corners.min() < -tol or corners.max() > 1 + tol:
+        return None  # a clipped-box warning is due
+    x0, y0, x1, y1 = np.minimum(np.maximum(corners, 0.0), 1.0).T
+    if (x1 <= x0).any() or (y1 <= y0).any():
+        return None
+    box = np.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], axis=1)
+    keys = np.concatenate([c[:, None], np.rint(box * 1e6)], axis=1)
+    keys = keys[np.lexsort(keys.T)]
+    if (keys[1:] == keys[:-1]).all(axis=1).any():
+        return None  # duplicates are reported line by line
+    return c.astype(np.int32), box.astype(np.float32)
+
+
 def parse_label_text(
     text: str, nc: int, file: str
 ) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
@@ -227,6 +281,9 @@ def parse_label_text(
         Normalised ``xc, yc, w, h``.
     problems : list of Problem
     """
+    clean = _parse_clean(text, nc) if text.count("\n") >= _FAST_ROWS - 1 else None
+    if clean is not None:
+        return clean[0], clean[1], []
     classes: list[int] = []
     boxes: list[tuple[float, float, float, float]] = []
     problems: list[Problem] = []
@@ -301,7 +358,7 @@ def parse_label_text(
             ))
         rows.add("box" if n == 5 else "polygon")
         box = ((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)
-        key = (int(c), *(round(v, 6) for v in box))
+        key = _box_key(int(c), box)
         if key in seen:
             problems.append(Problem(
                 "duplicate-box", file, lineno, f"same box as line {seen[key]}", "warning"
