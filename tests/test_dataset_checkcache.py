@@ -201,3 +201,24 @@ def test_least_recently_used_stores_are_evicted(make_dataset, cache_home, tmp_pa
         y = make_dataset({"train": {"a": "0 0.5 0.5 0.2 0.2\n"}}, root=tmp_path / f"ds{i}")
         load_dataset(y)
     assert len(list(cache_home.glob("*.npz"))) == 3
+
+
+def test_store_follows_images_added_and_removed(messy, cache_home, counted):
+    from conftest import write_image
+
+    root = messy.parent
+    load_dataset(messy)
+    write_image(root / "images/train/new.jpg", seed=9)
+    write_text(root / "labels/train/new.txt", "1 0.5 0.5 0.2 0.2\n")
+    age(root / "images/train/new.jpg")
+    age(root / "labels/train/new.txt")
+    (root / "images/train/bg.jpg").unlink()
+    parses = counted["label"]
+    second = load_dataset(messy)
+    assert counted["label"] == parses + 1  # only the new image's label is read
+    names = {r.image.name for r in second.split("train").records}
+    assert "new.jpg" in names and "bg.jpg" not in names
+    done = dict(counted)
+    third = load_dataset(messy)
+    assert counted == done  # old and new entries were both written back
+    assert signature(third) == signature(second) == signature(load_dataset(messy, cache=False))

@@ -124,10 +124,16 @@ class CheckStore:
         self.folder = Path(folder)
         self.path = self.folder / f"{ident}.npz"
         self.check_images = check_images
-        self._entries: dict[str, tuple[Stat, int, Any, Any]] = {}
-        self._digests: dict[str, bytes] = {}
+        #: the store as read: arrays, looked up lazily by row (no per-image objects)
+        self._old: dict[str, Any] | None = None
+        self._index: dict[str, int] = {}
+        #: results recorded in this run, by image path
+        self._new: dict[str, tuple[Stat, int, Any, Any]] = {}
+        self._new_digests: dict[str, bytes] = {}
         #: images whose entry was found valid, or recorded, in this run
         self._verified: set[str] = set()
+        #: the images of the split, in order (``keep_only``); None: all entries
+        self._live: list[str] | None = None
         self._changed = False
         self._load()
 
@@ -139,24 +145,20 @@ class CheckStore:
                 if meta.get("format") != FORMAT or meta.get("key") != self.key:
                     return
                 blob = z["paths"].tobytes().decode("utf-8", "surrogateescape")
-                paths = blob.split("\0") if blob else []
-                st = z["stat"]
-                dims = z["dims"]
-                off = z["offsets"]
-                classes = z["classes"]
-                boxes = z["boxes"]
-                dig = z["digest"]
-                has_dig = z["has_digest"]
+                old = {k: z[k] for k in ("stat", "dims", "offsets", "classes", "boxes", "digest", "has_digest")}
                 problems = json.loads(z["problems"].tobytes().decode("utf-8"))
         except FileNotFoundError:
             return
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError, EOFError):
             self._changed = True  # damaged: rewritten on save
             return
+        paths = blob.split("\0") if blob else []
         n = len(paths)
-        if not (st.shape == (n, 5) and dims.shape == (n, 2) and off.shape == (n + 1,)
-                and dig.shape == (n, 16) and has_dig.shape == (n,)
-                and boxes.shape == (classes.shape[0], 4) and int(off[-1]) == classes.shape[0]):
+        if not (old["stat"].shape == (n, 5) and old["dims"].shape == (n, 2)
+                and old["offsets"].shape == (n + 1,) and old["digest"].shape == (n, 16)
+                and old["has_digest"].shape == (n,)
+                and old["boxes"].shape == (old["classes"].shape[0], 4)
+                and int(old["offsets"][-1]) == old["classes"].shape[0]):
             self._changed = True
             return
         label_p: dict[int, list[Problem]] = {}
@@ -171,15 +173,24 @@ class CheckStore:
         except (TypeError, ValueError):
             self._changed = True
             return
-        st_l, dims_l, off_l = st.tolist(), dims.tolist(), off.tolist()
-        for i, path in enumerate(paths):
-            s = st_l[i]
-            a, b = off_l[i], off_l[i + 1]
-            label = (s[2] >= 0, classes[a:b], boxes[a:b], label_p.get(i, []))
-            probe = (dims_l[i][0], dims_l[i][1], probe_p.get(i)) if self.check_images else None
-            self._entries[path] = (tuple(s[:4]), s[4], label, probe)  # type: ignore[assignment]
-        for i in np.flatnonzero(has_dig).tolist():
-            self._digests[paths[i]] = dig[i].tobytes()
+        old["paths"] = paths
+        old["label_problems"] = label_p
+        old["probe_problems"] = probe_p
+        self._old = old
+        self._index = {p: i for i, p in enumerate(paths)}
+
+    def _old_entry(self, i: int) -> tuple[Stat, int, Any, Any]:
+        """Row ``i`` of the store as read, as :meth:`record` takes it."""
+        old = self._old
+        assert old is not None
+        s = old["stat"][i].tolist()
+        a, b = old["offsets"][i : i + 2].tolist()
+        label = (s[2] >= 0, old["classes"][a:b], old["boxes"][a:b], old["label_problems"].get(i, []))
+        probe = None
+        if self.check_images:
+            w, h = old["dims"][i].tolist()
+            probe = (w, h, old["probe_problems"].get(i))
+        return tuple(s[:4]), s[4], label, probe  # type: ignore[return-value]
 
     def lookup(self, image: Path, stat: Stat | None) -> tuple[Any, Any] | None:
         """The cached ``(label result, probe)`` of an image whose stat is ``stat``, or None.
@@ -190,13 +201,17 @@ class CheckStore:
         """
         if stat is None:
             return None
-        entry = self._entries.get(str(image))
+        key = str(image)
+        entry = self._new.get(key)
         if entry is None:
-            return None
+            i = self._index.get(key)
+            if i is None:
+                return None
+            entry = self._old_entry(i)
         s, checked, label, probe = entry
         if s != stat or max(s[1], s[3]) >= checked - RACY_NS:
             return None
-        self._verified.add(str(image))
+        self._verified.add(key)
         exists, classes, boxes, problems = label
         return (exists, classes, boxes, list(problems)), probe
 
@@ -204,7 +219,14 @@ class CheckStore:
         """The cached content digest of an image whose entry was found valid or recorded
         in this run."""
         key = str(image)
-        return self._digests.get(key) if key in self._verified else None
+        if key not in self._verified:
+            return None
+        if key in self._new_digests or key in self._new:
+            return self._new_digests.get(key)
+        i = self._index.get(key)
+        if i is None or self._old is None or not self._old["has_digest"][i]:
+            return None
+        return self._old["digest"][i].tobytes()
 
     # ------------------------------------------------------------------ writing
     def record(
@@ -214,26 +236,22 @@ class CheckStore:
         if stat is None:
             return
         key = str(image)
-        self._entries[key] = (stat, checked_ns, label, probe)
-        self._digests.pop(key, None)
+        self._new[key] = (stat, checked_ns, label, probe)
+        self._new_digests.pop(key, None)
         self._verified.add(key)
         self._changed = True
 
     def record_digest(self, image: Path, digest: bytes) -> None:
         key = str(image)
-        if key in self._verified and self._digests.get(key) != digest:
-            self._digests[key] = digest
+        if key in self._verified and self.digest(image) != digest:
+            self._new_digests[key] = digest
             self._changed = True
 
     def keep_only(self, images: list[Path]) -> None:
-        """Forget entries of images no longer in the split."""
-        wanted = {str(p) for p in images}
-        gone = [k for k in self._entries if k not in wanted]
-        for k in gone:
-            del self._entries[k]
-            self._digests.pop(k, None)
-            self._verified.discard(k)
-        if gone:
+        """Keep only the entries of these images (the split's), in this order, when saved."""
+        self._live = [str(p) for p in images]
+        wanted = set(self._live)
+        if any(k not in wanted for k in self._index):  # new entries set _changed already
             self._changed = True
 
     def save(self) -> None:
@@ -254,7 +272,10 @@ class CheckStore:
     def _write(self) -> None:
         from .._io import atomic_write_bytes
 
-        paths = list(self._entries)
+        if self._live is not None:
+            paths = [k for k in self._live if k in self._new or k in self._index]
+        else:
+            paths = list(self._index) + [k for k in self._new if k not in self._index]
         n = len(paths)
         st = np.zeros((n, 5), dtype=np.int64)
         dims = np.zeros((n, 2), dtype=np.int32)
@@ -263,7 +284,10 @@ class CheckStore:
         has_dig = np.zeros(n, dtype=bool)
         cls_parts, box_parts, problems = [], [], []
         for i, path in enumerate(paths):
-            s, checked, (_, classes, boxes, lprobs), probe = self._entries[path]
+            entry = self._new.get(path)
+            if entry is None:
+                entry = self._old_entry(self._index[path])
+            s, checked, (_, classes, boxes, lprobs), probe = entry
             st[i, :4] = s
             st[i, 4] = checked
             cls_parts.append(np.asarray(classes, dtype=np.int32).reshape(-1))
@@ -275,7 +299,11 @@ class CheckStore:
                 if probe[2] is not None:
                     p = probe[2]
                     problems.append([i, "probe", p.kind, p.file, p.line, p.message, p.severity])
-            d = self._digests.get(path)
+            d = self._new_digests.get(path)
+            if d is None and path not in self._new:
+                j = self._index.get(path)
+                if j is not None and self._old is not None and self._old["has_digest"][j]:
+                    d = self._old["digest"][j].tobytes()
             if d is not None and len(d) == 16:
                 dig[i] = np.frombuffer(d, dtype=np.uint8)
                 has_dig[i] = True
