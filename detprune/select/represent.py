@@ -45,7 +45,9 @@ not search every row: the exact L-inf distance to its L2-nearest kept row bounds
 row's distance from above; rows are visited in decreasing bound, the first block
 exactly and the rest only up to the largest distance found so far (a search that
 stops there), and the visit ends at the first bound that cannot exceed it. On random-
-or cluster-like data about a tenth of the rows are visited. On CUDA (``device="auto"``/``"cuda"``) both norms run as float64 torch brute
+or cluster-like data about a tenth of the rows are visited. Small sets (all classes'
+rows within ``CONCURRENT_BYTES``) measure two classes at a time, sharing one worker
+pool, so that one class's serial steps overlap the other's threaded ones. On CUDA (``device="auto"``/``"cuda"``) both norms run as float64 torch brute
 force.
 """
 
