@@ -277,3 +277,42 @@ def test_fast_path_is_taken_for_clean_files_only():
     for bad in ("0 0.5 0.5 0.2\n", "0 0.95 0.5 0.2 0.2\n", "0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n",
                 "3 0.5 0.5 0.2 0.2\n", "0 0.1 0.1 0.3 0.1 0.3 0.4\n"):
         assert _parse_clean(bad, 3) is None
+
+
+def test_load_leaves_the_garbage_collector_as_it_was(make_dataset, tmp_path):
+    import gc
+
+    from detprune.errors import DatasetError
+
+    y = make_dataset({"train": {"a": "0 0.5 0.5 0.2 0.2\n"}})
+    assert gc.isenabled()
+    load_dataset(y)
+    assert gc.isenabled()
+    with pytest.raises(DatasetError):
+        load_dataset(tmp_path / "missing")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        load_dataset(y)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_image_gone_before_hashing_is_no_duplicate(make_dataset, monkeypatch):
+    """A file removed between its probe and the duplicate check: no traceback, no group."""
+    from detprune.dataset import checks
+
+    box = "0 0.5 0.5 0.2 0.2\n"
+    y = make_dataset({"train": {"a": box}, "val": {"a": box}})  # identical bytes
+    real = checks._file_digest
+
+    def vanished(path):
+        if "val" in str(path):
+            raise_path = path.with_name("gone.jpg")
+            return real(raise_path)  # a path that does not exist
+        return real(path)
+
+    monkeypatch.setattr(checks, "_file_digest", vanished)
+    ds = load_dataset(y)
+    assert not [p for p in ds.all_problems() if p.kind == "duplicate-image"]

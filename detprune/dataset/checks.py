@@ -134,10 +134,14 @@ def _jpeg_trailing_bytes(path: Path) -> int | None:
 
 
 def _file_digest(path: Path) -> str:
+    """Content digest (hex); a file that cannot be read gets one no other file has."""
     h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError:  # removed or unreadable since it was probed: not a duplicate of anything
+        return f"unreadable:{path}"
     return h.hexdigest()
 
 
