@@ -214,9 +214,12 @@ def format_prune_report(m: dict, out) -> str:
     for prob in m["source"].get("problems", []):
         if prob["kind"] in ("no-labels", "split-overlap"):
             lines.append(f"  warning: {prob['message']}")
-    if m["source"].get("problem_count"):
-        lines.append(f"  {m['source']['problem_count']} dataset problems (bad label lines are left out); "
-                     "see manifest.json or `detprune inspect`")
+    count = m["source"].get("problem_count", 0)
+    if count:
+        errors = m["source"].get("problem_errors")
+        what = ("" if errors is None else
+                f" ({errors} errors: those lines or images are left out; {count - errors} warnings)")
+        lines.append(f"  {count} dataset problems{what}; see manifest.json or `detprune inspect`")
     lines.append("")
     lines.append(f"output: {out}")
     lines.append(f"train with: detprune train {out} --epochs 50   (or: yolo train data={out}/data.yaml)")

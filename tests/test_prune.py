@@ -315,3 +315,25 @@ def test_jpegs_ultralytics_would_rewrite_are_copied(tmp_path, cache, mode):
         rewritten += "restored" in out[-1]
     assert rewritten == 2  # ultralytics did rewrite them: the copies under the output folder
     assert tree_digest(src) == before
+
+
+def test_cli_prune_counts_problems_by_severity(tmp_path, capsys):
+    src = tmp_path / "sample"
+    shutil.copytree(SAMPLE_DATA, src)
+    label = sorted((src / "labels" / "train").glob("*.txt"))[0]
+    label.write_text(label.read_text() + "1 0.5 0.5 0.1\n")  # one bad line
+    yml = src / "data.yaml"
+    yml.write_text(yml.read_text().replace("val: images/val", "val: images/train"))  # overlap
+    code = main([
+        "prune", str(src), "--method", "srs", "--keep", "0.3", "--out", str(tmp_path / "o"),
+        "--weights", "yolov5n.yaml", "--imgsz", "64", "--workers", "0", "--quiet",
+        "--cache", str(tmp_path / "cache"), "--no-energy", "--no-eps",
+    ])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    errors = m["source"]["problem_errors"]
+    count = m["source"]["problem_count"]
+    assert errors == 1 and count > errors  # the bad line; the overlap warnings
+    assert f"{count} dataset problems ({errors} errors: those lines or images are left out; " \
+           f"{count - errors} warnings)" in out
