@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import pytest
 from conftest import tree_digest, write_text
@@ -15,11 +16,13 @@ HOUR_NS = 3600 * 10**9
 
 @pytest.fixture
 def cache_home(tmp_path, monkeypatch):
-    """detprune's home in tmp_path, caching every split whatever its size."""
+    """detprune's home in tmp_path, caching every split whatever its size, with checks
+    made "an hour later" than the files were written (so that they are not racy)."""
     home = tmp_path / "home"
     monkeypatch.setenv("DETPRUNE_HOME", str(home))
     monkeypatch.delenv("DETPRUNE_CHECK_CACHE", raising=False)
     monkeypatch.setattr(_checkcache, "MIN_IMAGES", 0)
+    monkeypatch.setattr(_checkcache, "now_ns", lambda: time.time_ns() + HOUR_NS)
     return home / "checks"
 
 
@@ -133,18 +136,41 @@ def test_label_appearing_or_disappearing(messy, cache_home):
     assert rec["bg.jpg"].classes.tolist() == [1]
 
 
-def test_racy_entry_is_not_trusted(make_dataset, cache_home, counted):
-    """A file rewritten within a timestamp tick of its check, same size and mtime, is re-read."""
+def test_racy_entry_is_not_trusted(make_dataset, cache_home, counted, monkeypatch):
+    """On a file system whose timestamps did not move (a rewrite in the same tick), a file
+    changed within RACY_NS of its check is read again rather than trusted."""
+    monkeypatch.setattr(_checkcache, "now_ns", time.time_ns)  # checks at the real time
+    tick = time.time_ns()
+    real = _checkcache.file_stat
+
+    def frozen(image, label):  # what a coarse-timestamp file system would report
+        s = real(image, label)
+        return None if s is None else (s[0], tick, tick, s[3], tick if s[3] >= 0 else 0,
+                                       tick if s[3] >= 0 else 0)
+
+    monkeypatch.setattr(_checkcache, "file_stat", frozen)
     y = make_dataset({"train": {"a": "0 0.5 0.5 0.2 0.2\n"}})
     lb = y.parent / "labels/train/a.txt"
-    load_dataset(y)  # files just written: the entry is racy
-    st = os.stat(lb)
-    lb.write_text("1 0.5 0.5 0.2 0.2\n")  # same size
-    os.utime(lb, ns=(st.st_atime_ns, st.st_mtime_ns))  # same mtime
-    assert os.stat(lb).st_size == st.st_size
+    load_dataset(y)
+    lb.write_text("1 0.5 0.5 0.2 0.2\n")  # same size, same (frozen) times
     parses = counted["label"]
     rec = load_dataset(y).split("train").records[0]
     assert rec.classes.tolist() == [1]
+    assert counted["label"] == parses + 1
+
+
+def test_restored_mtime_is_noticed(make_dataset, cache_home, counted):
+    """A rewrite that keeps the size and sets the old mtime back still changes ctime."""
+    y = make_dataset({"train": {"a": "0 0.5 0.5 0.2 0.2\n"}})
+    lb = y.parent / "labels/train/a.txt"
+    load_dataset(y)
+    st = os.stat(lb)
+    time.sleep(0.05)  # past the file system's timestamp tick
+    lb.write_text("1 0.5 0.5 0.2 0.2\n")
+    os.utime(lb, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (os.stat(lb).st_size, os.stat(lb).st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    parses = counted["label"]
+    assert load_dataset(y).split("train").records[0].classes.tolist() == [1]
     assert counted["label"] == parses + 1
 
 

@@ -4,11 +4,11 @@ Every command reads the whole dataset first: each label file is parsed and each
 image's header is read (0.1-0.3 ms per image: about 5 s per 20 000 images, minutes
 per million). The results only depend on the files' bytes, so they are kept per
 split in ``<detprune home>/checks/<key>.npz`` and reused for every file whose
-``stat`` (size and ``mtime_ns`` of the image and of its label file, or the label's
-absence) is unchanged. Like git's index, an entry is trusted only when both files
-were last modified at least :data:`RACY_NS` before the entry was made: a file
-rewritten within the file system's timestamp granularity of a check, keeping its
-size, would otherwise go unnoticed.
+``stat`` (size, ``mtime_ns`` and ``ctime_ns`` of the image and of its label file,
+or the label's absence) is unchanged. Like git's index, an entry is trusted only
+when both files were last changed at least :data:`RACY_NS` before the entry was
+made: a file rewritten within the file system's timestamp granularity of a check,
+keeping its size, would otherwise go unnoticed.
 
 The store's key holds the dataset root, the split, the number of classes, whether
 images were probed, and a digest of the checking code itself, so an upgrade or a
@@ -36,7 +36,7 @@ import numpy as np
 from .records import Problem
 
 FORMAT = "detprune-check-cache"
-VERSION = 1
+VERSION = 2
 #: splits with fewer images are checked afresh (fast anyway; keeps the folder small)
 MIN_IMAGES = 512
 #: an entry is trusted only for files last modified this long before it was made
@@ -46,8 +46,11 @@ MAX_STORES = 64
 #: the modules whose code decides a check's result
 _CODE = ("yolo.py", "checks.py", "load.py", "records.py", "../_jpeg.py", "_checkcache.py")
 
-#: the stat fields recorded per file: (image size, image mtime, label size or -1, label mtime)
-Stat = tuple[int, int, int, int]
+#: the stat fields recorded per image: size, mtime and ctime (ns) of the image, then of
+#: its label file (-1, 0, 0 without one). ctime changes with any write, rename or chmod
+#: and cannot be set back, so a tool that restores an old mtime is noticed too.
+Stat = tuple[int, int, int, int, int, int]
+_FIELDS = 6
 
 
 def enabled() -> bool:
@@ -80,12 +83,12 @@ def file_stat(image: Path, label: Path) -> Stat | None:
     try:
         sl = os.stat(label)
     except FileNotFoundError:
-        return (si.st_size, si.st_mtime_ns, -1, 0)
+        return (si.st_size, si.st_mtime_ns, si.st_ctime_ns, -1, 0, 0)
     except OSError:  # unreadable label: checked afresh every time
         return None
     if not stat_mod.S_ISREG(sl.st_mode):  # a folder named like a label: no label
-        return (si.st_size, si.st_mtime_ns, -1, 0)
-    return (si.st_size, si.st_mtime_ns, sl.st_size, sl.st_mtime_ns)
+        return (si.st_size, si.st_mtime_ns, si.st_ctime_ns, -1, 0, 0)
+    return (si.st_size, si.st_mtime_ns, si.st_ctime_ns, sl.st_size, sl.st_mtime_ns, sl.st_ctime_ns)
 
 
 class CheckStore:
@@ -154,7 +157,7 @@ class CheckStore:
             return
         paths = blob.split("\0") if blob else []
         n = len(paths)
-        if not (old["stat"].shape == (n, 5) and old["dims"].shape == (n, 2)
+        if not (old["stat"].shape == (n, _FIELDS + 1) and old["dims"].shape == (n, 2)
                 and old["offsets"].shape == (n + 1,) and old["digest"].shape == (n, 16)
                 and old["has_digest"].shape == (n,)
                 and old["boxes"].shape == (old["classes"].shape[0], 4)
@@ -185,12 +188,12 @@ class CheckStore:
         assert old is not None
         s = old["stat"][i].tolist()
         a, b = old["offsets"][i : i + 2].tolist()
-        label = (s[2] >= 0, old["classes"][a:b], old["boxes"][a:b], old["label_problems"].get(i, []))
+        label = (s[3] >= 0, old["classes"][a:b], old["boxes"][a:b], old["label_problems"].get(i, []))
         probe = None
         if self.check_images:
             w, h = old["dims"][i].tolist()
             probe = (w, h, old["probe_problems"].get(i))
-        return tuple(s[:4]), s[4], label, probe  # type: ignore[return-value]
+        return tuple(s[:_FIELDS]), s[_FIELDS], label, probe  # type: ignore[return-value]
 
     def lookup(self, image: Path, stat: Stat | None) -> tuple[Any, Any] | None:
         """The cached ``(label result, probe)`` of an image whose stat is ``stat``, or None.
@@ -209,7 +212,7 @@ class CheckStore:
                 return None
             entry = self._old_entry(i)
         s, checked, label, probe = entry
-        if s != stat or max(s[1], s[3]) >= checked - RACY_NS:
+        if s != stat or _racy(s, checked):
             return None
         self._verified.add(key)
         exists, classes, boxes, problems = label
@@ -277,7 +280,7 @@ class CheckStore:
         else:
             paths = list(self._index) + [k for k in self._new if k not in self._index]
         n = len(paths)
-        st = np.zeros((n, 5), dtype=np.int64)
+        st = np.zeros((n, _FIELDS + 1), dtype=np.int64)
         dims = np.zeros((n, 2), dtype=np.int32)
         off = np.zeros(n + 1, dtype=np.int64)
         dig = np.zeros((n, 16), dtype=np.uint8)
@@ -288,8 +291,8 @@ class CheckStore:
             if entry is None:
                 entry = self._old_entry(self._index[path])
             s, checked, (_, classes, boxes, lprobs), probe = entry
-            st[i, :4] = s
-            st[i, 4] = checked
+            st[i, :_FIELDS] = s
+            st[i, _FIELDS] = checked
             cls_parts.append(np.asarray(classes, dtype=np.int32).reshape(-1))
             box_parts.append(np.asarray(boxes, dtype=np.float32).reshape(-1, 4))
             off[i + 1] = off[i] + cls_parts[-1].size
@@ -323,6 +326,12 @@ class CheckStore:
             problems=np.frombuffer(json.dumps(problems).encode("utf-8"), dtype=np.uint8),
         )
         atomic_write_bytes(self.path, buf.getvalue())
+
+
+def _racy(s: Stat, checked_ns: int) -> bool:
+    """A file changed so shortly before its check that a rewrite in the same timestamp
+    tick would not show in its stat."""
+    return max(s[1], s[2], s[4], s[5]) >= checked_ns - RACY_NS
 
 
 def _evict(folder: Path, keep: Path) -> None:
