@@ -51,8 +51,8 @@ def load_dataset(
         Threads for the per-file checks (default ``$DETPRUNE_IO_WORKERS`` or 1:
         serial is fastest on local disks; threads help on network file systems).
     cache : bool, optional
-        Reuse the check results of files unchanged since an earlier run (size and
-        ``mtime_ns`` of image and label; see ``detprune/dataset/_checkcache.py``),
+        Reuse the check results of files unchanged since an earlier run (size,
+        ``mtime_ns`` and ``ctime_ns`` of image and label; see ``_checkcache.py``),
         kept in detprune's own cache folder, never in the dataset. Default: on,
         unless ``$DETPRUNE_CHECK_CACHE=0``; splits under 512 images are always
         checked afresh.
