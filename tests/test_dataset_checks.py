@@ -316,3 +316,30 @@ def test_image_gone_before_hashing_is_no_duplicate(make_dataset, monkeypatch):
     monkeypatch.setattr(checks, "_file_digest", vanished)
     ds = load_dataset(y)
     assert not [p for p in ds.all_problems() if p.kind == "duplicate-image"]
+
+
+def test_images_listed_by_two_splits_are_checked_once(make_dataset, monkeypatch):
+    from detprune.dataset import load
+
+    box = "0 0.5 0.5 0.2 0.2\n"
+    y = make_dataset({"train": {"a": box, "b": box + "9 0.5 0.5 0.1 0.1\n", "c": None}},
+                     yaml_text="train: images/train\nval: images/train\nnames: [x, y, z]\n")
+    calls = {"label": 0, "probe": 0}
+    real_label, real_probe = load.read_label_file, load.probe_image
+
+    def label(*a):
+        calls["label"] += 1
+        return real_label(*a)
+
+    def probe(*a):
+        calls["probe"] += 1
+        return real_probe(*a)
+
+    monkeypatch.setattr(load, "read_label_file", label)
+    monkeypatch.setattr(load, "probe_image", probe)
+    ds = load_dataset(y, cache=False)
+    assert calls == {"label": 2, "probe": 3}  # once per file, not once per split
+    train, val = ds.split("train"), ds.split("val")
+    assert [r.image for r in train.records] == [r.image for r in val.records]
+    assert [r.classes.tolist() for r in val.records] == [[0], [0], []]
+    assert [p.kind for p in val.problems if p.kind != "split-overlap"] == ["class-id"]

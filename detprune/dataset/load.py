@@ -112,9 +112,10 @@ def _load(
     built: dict[str, Split] = {}
     stores: list[_checkcache.CheckStore] = []
     sizes: dict[Path, int] = {}  # file sizes the image probes read
+    memo: dict[Path, tuple] = {}  # check results by image, shared by splits listing it
     for split, entries in sources.items():
         built[split], store = _load_split(
-            split, root, entries, nc, check_images, workers, use_cache, sizes
+            split, root, entries, nc, check_images, workers, use_cache, sizes, memo
         )
         if store is not None:
             stores.append(store)
@@ -167,9 +168,11 @@ def _load_split(
     workers: int | None,
     use_cache: bool,
     sizes: dict[Path, int],
+    memo: dict[Path, tuple],
 ) -> tuple[Split, _checkcache.CheckStore | None]:
     """One split's records and problems (and its check store); ``sizes`` gets the file
-    size of every probed image."""
+    size of every probed image, ``memo`` the check results of its images (an image an
+    earlier split listed, e.g. with ``val: images/train``, is not checked again)."""
     problems: list[Problem] = []
     images: list[Path] = []
     label_dirs: list[Path] = []
@@ -191,12 +194,17 @@ def _load_split(
     labels = [label_path_for(img) for img in images]
     pairs = list(zip(images, labels, strict=True))
     check = partial(_check_pair, nc=nc, check_image=check_images)
+    checked = [memo.get(img) for img in images]
+    todo = [i for i, c in enumerate(checked) if c is None]
+    rest = [pairs[i] for i in todo]
     store = None
-    if use_cache and len(pairs) >= _checkcache.MIN_IMAGES:
+    if use_cache and len(rest) >= _checkcache.MIN_IMAGES:
         store = _checkcache.CheckStore(root, split, nc, check_images)
-        checked = _cached_checks(store, pairs, check, workers)
+        fresh = _cached_checks(store, rest, check, workers)
     else:
-        checked = chunked_map(check, pairs, workers)
+        fresh = chunked_map(check, rest, workers)
+    for i, result in zip(todo, fresh, strict=True):
+        checked[i] = memo[images[i]] = result
 
     records: list[ImageRecord] = []
     excluded: list[str] = []
