@@ -222,8 +222,11 @@ class CheckStore:
         """The cached content digest of an image whose entry was found valid or recorded
         in this run."""
         key = str(image)
-        if key not in self._verified:
-            return None
+        return self._stored_digest(key) if key in self._verified else None
+
+    def _stored_digest(self, key: str) -> bytes | None:
+        """The digest this store holds for ``key``: recorded in this run, else as read
+        (none for an entry recorded afresh in this run without one)."""
         if key in self._new_digests or key in self._new:
             return self._new_digests.get(key)
         i = self._index.get(key)
@@ -296,17 +299,14 @@ class CheckStore:
             cls_parts.append(np.asarray(classes, dtype=np.int32).reshape(-1))
             box_parts.append(np.asarray(boxes, dtype=np.float32).reshape(-1, 4))
             off[i + 1] = off[i] + cls_parts[-1].size
-            problems.extend([i, "label", p.kind, p.file, p.line, p.message, p.severity] for p in lprobs)
+            tagged = [("label", p) for p in lprobs]
             if probe is not None:
                 dims[i] = probe[:2]
                 if probe[2] is not None:
-                    p = probe[2]
-                    problems.append([i, "probe", p.kind, p.file, p.line, p.message, p.severity])
-            d = self._new_digests.get(path)
-            if d is None and path not in self._new:
-                j = self._index.get(path)
-                if j is not None and self._old is not None and self._old["has_digest"][j]:
-                    d = self._old["digest"][j].tobytes()
+                    tagged.append(("probe", probe[2]))
+            problems.extend([i, where, p.kind, p.file, p.line, p.message, p.severity]
+                            for where, p in tagged)
+            d = self._stored_digest(path)
             if d is not None and len(d) == 16:
                 dig[i] = np.frombuffer(d, dtype=np.uint8)
                 has_dig[i] = True
@@ -349,5 +349,5 @@ def _evict(folder: Path, keep: Path) -> None:
 
 
 def now_ns() -> int:
-    """The wall-clock time a check starts at (compared with files' mtimes)."""
+    """The wall-clock time a check starts at (compared with files' mtimes and ctimes)."""
     return time.time_ns()

@@ -131,8 +131,9 @@ def resolve_source(root: Path, source: str) -> Path:
 # ----------------------------------------------------------------------------- image lists
 
 
-def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
+def is_image(path: str | os.PathLike) -> bool:
+    """Whether a file name has an image suffix (a str is not turned into a Path: fast)."""
+    return os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES
 
 
 def list_images(source: Path, problems: list[Problem]) -> list[Path]:
@@ -144,11 +145,7 @@ def list_images(source: Path, problems: list[Problem]) -> list[Path]:
         found: list[str] = []
         for dirpath, dirnames, filenames in os.walk(source, followlinks=True):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            found.extend(
-                os.path.join(dirpath, f)
-                for f in filenames
-                if os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES
-            )
+            found.extend(os.path.join(dirpath, f) for f in filenames if is_image(f))
         # the order of sorted Paths (component-wise), without comparing Path objects
         found.sort(key=lambda s: s.split(os.sep))
         return [Path(s) for s in found]
