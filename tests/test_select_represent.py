@@ -134,6 +134,21 @@ def test_nearest_kept_medium(device: str) -> None:
     assert np.array_equal(l2, r2)
 
 
+def test_torch_path_in_small_blocks_is_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The torch path split into many query blocks (the budget forced down) stays exact."""
+    rng = np.random.default_rng(4)
+    K = rng.standard_normal((700, 48)).astype(np.float32)
+    Q = np.concatenate([rng.standard_normal((600, 48)).astype(np.float32), K[:40]])
+    monkeypatch.setattr(represent, "TORCH_CPU_BLOCK_BYTES", 25 * 700 * 64)
+    import torch
+
+    assert represent._torch_block(torch, torch.device("cpu"), 700) == 64
+    l2, linf = nearest_kept(Q, K, device="torch-cpu")
+    r2, rinf = brute(Q, K)
+    assert np.array_equal(linf, rinf)
+    assert np.array_equal(l2, r2)
+
+
 @pytest.mark.parametrize("concurrent", [False, True])
 def test_epsilon_matches_brute_force_per_class(concurrent: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     _classes_concurrently(concurrent, monkeypatch)

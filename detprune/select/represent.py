@@ -47,8 +47,9 @@ exactly and the rest only up to the largest distance found so far (a search that
 stops there), and the visit ends at the first bound that cannot exceed it. On random-
 or cluster-like data about a tenth of the rows are visited. Small sets (all classes'
 rows within ``CONCURRENT_BYTES``) measure two classes at a time, sharing one worker
-pool, so that one class's serial steps overlap the other's threaded ones. On CUDA (``device="auto"``/``"cuda"``) both norms run as float64 torch brute
-force.
+pool, so that one class's serial steps overlap the other's threaded ones. On CUDA
+(``device="auto"``/``"cuda"``) both norms run as float64 torch brute force, in query
+blocks sized to the free GPU memory (:func:`_torch_block`).
 """
 
 from __future__ import annotations
@@ -689,8 +690,32 @@ def _class_cpu(
     return sq, linf
 
 
+#: device memory one query block of the torch path may take (on CUDA also at most a
+#: quarter of the free memory); about 3 float64 values per (query, kept row) pair
+TORCH_BLOCK_BYTES = 2 * 2**30
+#: the same on the CPU ("torch-cpu", a test path)
+TORCH_CPU_BLOCK_BYTES = 256 * 2**20
+
+
+def _torch_block(torch: Any, dev: Any, nk: int) -> int:
+    """Queries per block of :func:`_class_torch`: its ``(block, nk)`` float64 temporaries
+    (the L-inf distances, the L2 norm trick, a comparison) within the memory budget."""
+    budget = TORCH_CPU_BLOCK_BYTES
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        budget = min(TORCH_BLOCK_BYTES, free // 4)
+    return int(max(1, min(65_536, budget // (25 * max(1, nk)))))
+
+
 def _class_torch(Q: np.ndarray, K: np.ndarray, device: str) -> tuple[np.ndarray, np.ndarray]:
-    """Float64 brute force in torch (CUDA, or CPU for tests); exact values."""
+    """Float64 brute force in torch (CUDA, or CPU for tests); exact values.
+
+    L-inf is ``torch.cdist(p=inf)`` on the rows converted to float64 (exact from float32:
+    the same ``max |q_i - k_i|`` as the CPU engines). L2: the float64 norm trick on
+    rows centred on the kept rows' mean, error at most ``err_q = 8 (2d + 7) u
+    (|q| + max |k|)^2`` per query; every pair within ``2 err_q`` of the query's smallest
+    value is evaluated exactly as ``sum((q - k)**2)`` on the CPU.
+    """
     import torch
 
     dev = torch.device(device)
@@ -706,17 +731,17 @@ def _class_torch(Q: np.ndarray, K: np.ndarray, device: str) -> tuple[np.ndarray,
     d = Q64.shape[1]
     coef = 8.0 * (2 * d + 7) * _U64
     nq, nk = Q64.shape[0], K64.shape[0]
-    bq = int(max(1, min(4096, 50_000_000 // max(1, nk * 4))))
+    bq = _torch_block(torch, dev, nk)
     sq_out = np.empty(nq)
     linf_out = np.empty(nq)
-    kn = ksq.sqrt()
+    err = coef * (qsq.sqrt() + ksq.max().sqrt()) ** 2 + 1e-300  # per query, rigorous
     for s in range(0, nq, bq):
         e = min(nq, s + bq)
         linf_out[s:e] = torch.cdist(Qo[s:e], Ko, p=float("inf")).amin(dim=1).cpu().numpy()
-        G = torch.addmm(qsq[s:e, None] + ksq[None, :], Qt[s:e], Kt.T, alpha=-2.0)
-        err = coef * (qsq[s:e, None].sqrt() + kn[None, :]) ** 2 + 1e-300
-        hi = (G + err).amin(dim=1)
-        qi, ki = torch.nonzero(G - err <= hi[:, None], as_tuple=True)
+        G = torch.addmm(ksq[None, :], Qt[s:e], Kt.T, alpha=-2.0)  # d2 less |q|^2
+        lim = G.amin(dim=1) + 2.0 * err[s:e]
+        qi, ki = torch.nonzero(G <= lim[:, None], as_tuple=True)
+        del G
         qi_n, ki_n = qi.cpu().numpy(), ki.cpu().numpy()
         sq_out[s:e] = _group_min(e - s, qi_n, _exact_sq(Q64, K64, qi_n + s, ki_n))
     return sq_out, linf_out
