@@ -358,3 +358,34 @@ def test_projected_screening_falls_back_when_it_prunes_little(monkeypatch: pytes
     l2, _ = nearest_kept(X[800:], X[:800], device="cpu")
     assert np.array_equal(l2, brute(X[800:], X[:800])[0])
     assert any(s1 - s0 == 800 for s0, s1, _ in calls)  # the dense pass ran
+
+
+def test_linf_witness_is_an_attained_bound_that_settles_most_queries() -> None:
+    """The witness values are exact L-inf distances to kept rows (so valid upper bounds
+    attained by a row), and on random-like data they leave few queries to search."""
+    from detprune.select._threads import single_threaded_blas
+
+    rng = np.random.default_rng(8)
+    K = rng.standard_normal((900, 48)).astype(np.float32)
+    Q = np.concatenate([rng.standard_normal((700, 48)).astype(np.float32), K[:20]])
+    pair_linf = np.abs(Q.astype(np.float64)[:, None, :] - K[None, :, :]).max(-1)
+    searched: dict[bool, int] = {}
+    with Workers() as workers, single_threaded_blas():
+        search = represent._L2Search(Q, K)
+        search.run(workers)
+        qs = np.arange(Q.shape[0])
+        w = search.linf_witness(workers, qs)
+        assert (w >= pair_linf.min(1)).all()
+        assert (pair_linf == w[:, None]).any(axis=1).all()  # attained by a kept row
+        assert (w[700:] == 0).all()  # copies of kept rows
+        for use in (False, True):
+            engine = represent._LinfCodes(Q, K)
+            seen = []
+            original = engine.search
+            engine.search = lambda wk, q, u, o=original, s=seen: s.append(q.size) or o(wk, q, u)
+            top = represent._max_linf(
+                Q, K, search.nearest, workers, engine, search.linf_witness if use else None
+            )
+            assert top == pair_linf.min(1).max()
+            searched[use] = sum(seen)
+    assert searched[True] < searched[False] / 2

@@ -24,7 +24,8 @@ cells would not prune (real backbone embeddings have little cluster structure
 at this scale), one pass over all kept rows replaces them, screened in a 64-d
 projection on the kept rows' principal axes: a projected distance bounds the
 true one from below (rounding included), so only the pairs it cannot rule out
--- about 0.1 % on YOLOv5 features -- are evaluated.
+-- about 0.1 % on YOLOv5 features -- are evaluated. The projection is skipped where
+its axes hold under half of the variance (random-like data).
 
 L-infinity (per class) has no BLAS trick; one of two exact engines answers it:
 
@@ -45,7 +46,10 @@ not search every row: the exact L-inf distance to its L2-nearest kept row bounds
 row's distance from above; rows are visited in decreasing bound, the first block
 exactly and the rest only up to the largest distance found so far (a search that
 stops there), and the visit ends at the first bound that cannot exceed it. On random-
-or cluster-like data about a tenth of the rows are visited. Small sets (all classes'
+or cluster-like data about a tenth of the rows are visited. With the int8 engine each
+block is first checked against the query's 16 approximate L2-nearest kept rows (one
+float32 matrix product): on random-like data one of them is within the bound for 99 %
+of the queries, which then need no search at all. Small sets (all classes'
 rows within ``CONCURRENT_BYTES``) measure two classes at a time, sharing one worker
 pool, so that one class's serial steps overlap the other's threaded ones. On CUDA
 (``device="auto"``/``"cuda"``) both norms run as float64 torch brute force, in query
@@ -147,10 +151,15 @@ class EpsilonReport:
 # --------------------------------------------------------------------------- kernels
 
 
+#: float64 values per chunk of the pairwise kernels: the temporaries stay in cache (a
+#: chunk of 2M values, 16 MB, ran at half the speed)
+_PAIR_CHUNK = 262_144
+
+
 def _exact_linf(Q: np.ndarray, K: np.ndarray, qi: np.ndarray, ki: np.ndarray) -> np.ndarray:
     """Exact float64 L-inf distances of the pairs (Q[qi], K[ki]) (rows converted to float64)."""
     out = np.empty(qi.size)
-    step = max(1, 2_000_000 // max(1, Q.shape[1]))
+    step = max(1, _PAIR_CHUNK // max(1, Q.shape[1]))
     for s in range(0, qi.size, step):
         e = min(qi.size, s + step)
         a = Q[qi[s:e]].astype(np.float64, copy=False)
@@ -161,7 +170,7 @@ def _exact_linf(Q: np.ndarray, K: np.ndarray, qi: np.ndarray, ki: np.ndarray) ->
 def _exact_sq(Q: np.ndarray, K: np.ndarray, qi: np.ndarray, ki: np.ndarray) -> np.ndarray:
     """Exact float64 squared L2 distances ``sum((q - k)**2)`` of the pairs (float64 rows)."""
     out = np.empty(qi.size)
-    step = max(1, 2_000_000 // max(1, Q.shape[1]))
+    step = max(1, _PAIR_CHUNK // max(1, Q.shape[1]))
     for s in range(0, qi.size, step):
         e = min(qi.size, s + step)
         a = Q[qi[s:e]].astype(np.float64, copy=False)
@@ -218,8 +227,8 @@ class _L2Search:
     float64.
     """
 
-    #: query x kept entries per task (at most), and the most queries per task
-    BLOCK = 262_144
+    #: query x kept entries per task (at most; 4 MB of float32), and the most queries per task
+    BLOCK = 1_048_576
     CHUNK = 256
     #: number of cells: CELLS * sqrt(kept rows), at most MAX_CELLS
     CELLS = 0.5
@@ -232,6 +241,10 @@ class _L2Search:
     #: share of surviving pairs (measured on the sample) up to which it is used
     RANK = 64
     PROJECT_SHARE = 0.04
+    #: the projection is not tried when its axes hold less than this share of the kept
+    #: rows' variance (on a sample): it cannot screen then (random-like data: ~0.4; real
+    #: backbone embeddings: 0.94-0.99)
+    PROJECT_MIN_VARIANCE = 0.5
 
     def __init__(self, Q: np.ndarray, K: np.ndarray) -> None:
         native = np.float32 if Q.dtype == np.float32 and K.dtype == np.float32 else np.float64
@@ -307,8 +320,11 @@ class _L2Search:
         arg[qi[hit]] = ki[hit] + s0
         return qs, best, arg
 
-    def _projection(self, workers: Workers) -> None:
+    def _projection(self, workers: Workers) -> bool:
         """Project on the top principal axes of the kept rows, with rigorous bounds.
+
+        Returns False (and projects nothing) when the axes hold less than
+        :attr:`PROJECT_MIN_VARIANCE` of the sample's variance.
 
         ``V`` (d x r, float32) holds the axes. For exact rows ``q``, ``k`` (centred by
         the common shift), ``||q - k|| >= ||V^T (q - k)|| / ||V||_2``, and the float32
@@ -328,6 +344,9 @@ class _L2Search:
             B, _ = np.linalg.qr(S.T @ (S @ B))
         SB = S @ B
         w, U = np.linalg.eigh(np.asarray(SB.T @ SB, dtype=np.float64))
+        total = float(np.einsum("ij,ij->", S, S, dtype=np.float64))
+        if float(np.sort(w)[::-1][:r].sum()) < self.PROJECT_MIN_VARIANCE * total:
+            return False
         V = np.ascontiguousarray(B.astype(np.float64) @ U[:, np.argsort(-w)[:r]], dtype=np.float32)
         V64 = V.astype(np.float64)
         vnorm = math.sqrt(float(np.linalg.eigvalsh(V64.T @ V64).max())) * (1.0 + 1e-9)
@@ -348,6 +367,7 @@ class _L2Search:
         self.pa = per_norm * np.sqrt(self.qsq)
         self.pb = per_norm * math.sqrt(float(self.ksq.max()))
         self.vnorm = vnorm
+        return True
 
     def _ptask(self, qs: np.ndarray, limit: float = math.inf) -> tuple:
         """:meth:`_task` over all kept rows, screened in the projection (see :meth:`_projection`).
@@ -404,8 +424,7 @@ class _L2Search:
         def dense(qs: np.ndarray, probe: np.ndarray) -> None:
             """One pass over all kept rows for ``qs``; screened in the projection where
             that leaves few pairs on ``probe`` (a subset of ``qs``, searched first)."""
-            if self.Kf.shape[1] >= 4 * self.RANK and probe.size:
-                self._projection(workers)
+            if self.Kf.shape[1] >= 4 * self.RANK and probe.size and self._projection(workers):
                 if screened(probe, self.PROJECT_SHARE):
                     screened(np.setdiff1d(qs, probe, assume_unique=True))
                     return
@@ -447,6 +466,38 @@ class _L2Search:
         else:
             submit([(int(st[c]), int(st[c + 1]), np.flatnonzero(need[:, c])) for c in range(g)])
         return best2
+
+
+    #: approximate L2 neighbours whose exact L-inf distance :meth:`linf_witness` takes
+    WITNESSES = 16
+
+    def _witness_task(self, qs: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact L-inf distance from each query to the nearest of its ``m`` approximate
+        (float32 norm trick) L2-nearest kept rows."""
+        G = (self.Qf[qs] * np.float32(-2.0)) @ self.Kf.T
+        G += self.ksq32[None, :]
+        if m < self.nk:
+            cand = np.argpartition(G, m - 1, axis=1)[:, :m]
+        else:
+            cand = np.broadcast_to(np.arange(self.nk), (qs.size, self.nk))
+        del G
+        vals = _exact_linf(self.Qx, self.Kx, np.repeat(qs, cand.shape[1]), cand.ravel())
+        return qs, vals.reshape(qs.size, -1).min(axis=1)
+
+    def linf_witness(self, workers: Workers, qs: np.ndarray) -> np.ndarray:
+        """An exact L-inf distance from each query ``qs`` to some kept row (upper bounds).
+
+        The kept row is the L-inf-nearest of the query's :attr:`WITNESSES` approximate
+        L2-nearest ones: on random-like data one of them is nearly always within the
+        largest nearest-kept L-inf distance (16 of them: 99 % of the queries that the L2-
+        nearest row alone leaves open), which settles such a query in :func:`_max_linf`
+        without a search over all kept rows.
+        """
+        m = int(min(self.WITNESSES, self.nk))
+        chunk = int(max(16, min(self.CHUNK, self.BLOCK // max(1, self.nk))))
+        tasks = [(qs[a : a + chunk], m) for a in range(0, qs.size, chunk)]
+        parts = [w for _, w in workers.run(self._witness_task, tasks)]  # in task order
+        return np.concatenate(parts) if parts else np.empty(0)
 
 
 class _LinfCodes:
@@ -614,7 +665,12 @@ FIRST_BLOCK = 64
 
 
 def _max_linf(
-    Q: np.ndarray, K: np.ndarray, nearest: np.ndarray, workers: Workers, engine: Any
+    Q: np.ndarray,
+    K: np.ndarray,
+    nearest: np.ndarray,
+    workers: Workers,
+    engine: Any,
+    witness: Any = None,
 ) -> float:
     """``max_q min_k ||q - k||_inf`` (exact) without the exact distance of every query.
 
@@ -623,7 +679,10 @@ def _max_linf(
     queries are visited in decreasing ``U``: the first block exactly, then each block
     only to the bound ``lo`` found so far (cheap: a search that stops at ``lo``); a
     query whose distance exceeds ``lo`` is evaluated exactly and raises ``lo``. The
-    visit stops at the first ``U <= lo``: no later query can exceed it.
+    visit stops at the first ``U <= lo``: no later query can exceed it. With ``witness``
+    (``witness(workers, qs)``: exact L-inf distances of the queries to some kept rows),
+    each block after the first is first checked against those kept rows: a query with
+    one within ``lo`` is settled without a search, and the others keep the smaller bound.
     """
     nq = Q.shape[0]
     U = _exact_linf(Q, K, np.arange(nq), nearest)
@@ -637,6 +696,12 @@ def _max_linf(
         if lo < 0:
             vals = engine.search(workers, qs, U[qs])
         else:
+            if witness is not None:
+                U[qs] = np.minimum(U[qs], witness(workers, qs))
+                qs = qs[U[qs] > lo]
+                if not qs.size:
+                    block = min(4 * block, 4096)
+                    continue
             vals = engine.search(workers, qs, np.full(qs.size, lo))
             over = vals > lo
             if over.any():
@@ -681,8 +746,11 @@ def _class_cpu(
     typical = _exact_sq(search.Qx, K, probe, probe * 7919 % nk)  # pairs
     kd = bool(np.median(sq) <= KD_CONTRAST**2 * np.median(typical))
     if not per_query:
-        engine = _LinfTree(Q, K) if kd else _LinfCodes(Q, K)
-        return sq, _max_linf(Q, K, search.nearest, workers, engine)
+        if kd:
+            return sq, _max_linf(Q, K, search.nearest, workers, _LinfTree(Q, K))
+        # random-like data: settle most queries by a few L2 neighbours before the int8 search
+        witness = search.linf_witness
+        return sq, _max_linf(Q, K, search.nearest, workers, _LinfCodes(Q, K), witness)
     if kd:
         linf = _linf_cpu(Q, K, workers.workers)
     else:
