@@ -17,6 +17,14 @@ from detprune.select._threads import Workers
 from detprune.select.represent import nearest_kept
 
 
+@pytest.fixture(autouse=True)
+def _cells_at_any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The L2 search's cells, projection and routes are what these tests exercise, on
+    sets small enough that it would otherwise take one plain pass (``SMALL_PAIRS``;
+    tested on its own in ``test_small_sets_take_one_plain_pass``)."""
+    monkeypatch.setattr(represent._L2Search, "SMALL_PAIRS", 0)
+
+
 def brute(Q: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Q64 = np.asarray(Q, dtype=np.float64)
     K64 = np.asarray(K, dtype=np.float64)
@@ -351,6 +359,7 @@ def test_projected_screening_falls_back_when_it_prunes_little(monkeypatch: pytes
     calls = []
     monkeypatch.setattr(represent._L2Search, "DENSE_SHARE", 0.0)
     monkeypatch.setattr(represent._L2Search, "RANK", 4)
+    monkeypatch.setattr(represent._L2Search, "PROJECT_MIN_VARIANCE", 0.0)  # try it anyway
     original = represent._L2Search._task
     monkeypatch.setattr(represent._L2Search, "_task", lambda self, *a: calls.append(a) or original(self, *a))
     rng = np.random.default_rng(4)
@@ -389,3 +398,42 @@ def test_linf_witness_is_an_attained_bound_that_settles_most_queries() -> None:
             assert top == pair_linf.min(1).max()
             searched[use] = sum(seen)
     assert searched[True] < searched[False] / 2
+
+
+def test_projection_not_tried_where_its_axes_hold_little_variance(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    screened = []
+    monkeypatch.setattr(represent._L2Search, "DENSE_SHARE", 0.0)
+    monkeypatch.setattr(represent._L2Search, "RANK", 4)
+    original = represent._L2Search._ptask
+    monkeypatch.setattr(
+        represent._L2Search, "_ptask", lambda self, *a: screened.append(1) or original(self, *a)
+    )
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((1500, 40)).astype(np.float32)  # 4 of 40 axes: ~10 % of it
+    l2, _ = nearest_kept(X[800:], X[:800], device="cpu")
+    assert np.array_equal(l2, brute(X[800:], X[:800])[0])
+    assert not screened
+    basis = rng.standard_normal((3, 40))
+    Y = (rng.standard_normal((1500, 3)) @ basis + 0.01 * rng.standard_normal((1500, 40)))
+    l2, _ = nearest_kept(Y[800:].astype(np.float32), Y[:800].astype(np.float32), device="cpu")
+    assert np.array_equal(l2, brute(Y[800:].astype(np.float32), Y[:800].astype(np.float32))[0])
+    assert screened  # 3 directions hold nearly all of it: tried
+
+
+def test_small_sets_take_one_plain_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(represent._L2Search, "SMALL_PAIRS", 2_000_000)
+    rng = np.random.default_rng(9)
+    centres = rng.standard_normal((6, 32)).astype(np.float32)
+    X = centres[rng.integers(0, 6, 1900)] + np.float32(0.05) * rng.standard_normal(
+        (1900, 32)
+    ).astype(np.float32)
+    X[:20] = X[20:40]
+    Q, K = X[1000:], X[:1000]  # 900 x 1000 pairs: small
+    assert represent._L2Search(Q, K).g == 1
+    assert represent._L2Search(np.tile(Q, (3, 1)), K).g > 1  # 2.7M pairs: cells
+    l2, linf = nearest_kept(Q, K, device="cpu")
+    r2, rinf = brute(Q, K)
+    assert np.array_equal(l2, r2)
+    assert np.array_equal(linf, rinf)
