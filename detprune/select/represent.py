@@ -231,8 +231,8 @@ class _L2Search:
     BLOCK = 1_048_576
     CHUNK = 256
     #: at most this many (query, kept row) pairs: one plain pass, no cells (their set-up
-    #: and the thread hand-offs cost more than the whole pass: 1100 x 1100, d = 768,
-    #: 21 -> 9 ms)
+    #: and the thread hand-offs cost more than the whole pass: 700 x 700, d = 768,
+    #: 27 -> 8 ms)
     SMALL_PAIRS = 2_000_000
     #: number of cells: CELLS * sqrt(kept rows), at most MAX_CELLS
     CELLS = 0.5
@@ -470,7 +470,6 @@ class _L2Search:
         else:
             submit([(int(st[c]), int(st[c + 1]), np.flatnonzero(need[:, c])) for c in range(g)])
         return best2
-
 
     #: approximate L2 neighbours whose exact L-inf distance :meth:`linf_witness` takes
     WITNESSES = 16
