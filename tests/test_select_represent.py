@@ -437,3 +437,12 @@ def test_small_sets_take_one_plain_pass(monkeypatch: pytest.MonkeyPatch) -> None
     r2, rinf = brute(Q, K)
     assert np.array_equal(l2, r2)
     assert np.array_equal(linf, rinf)
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (1, 1), (0, 4), (3, 0), (64, 300)])
+def test_nonzero2_matches_nonzero(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    mask = rng.random(shape) < 0.3
+    got = represent._nonzero2(mask)
+    want = np.nonzero(mask)
+    assert all(np.array_equal(g, w) and g.dtype == w.dtype for g, w in zip(got, want, strict=True))
