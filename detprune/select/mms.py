@@ -105,14 +105,15 @@ class _NumpyBackend:
         """``G[a][:, b] = d2(S[a], S[b])`` (one task; ``b`` a contiguous range)."""
         G[np.ix_(a, b)] = self.dist(S[a], S[b])
 
-    def gram(self, S: np.ndarray, mS: np.ndarray) -> np.ndarray:
+    def gram(self, S: np.ndarray) -> np.ndarray:
         """Squared distances within the (sorted) candidate set ``S``, threaded.
 
         Always the full ``B x B`` block, in two or so large matrix products: skipping
         the (pick, cell) pairs that the cell bound rules out (as :meth:`update` does)
         left hundreds of tiny products per batch that ran at ~1 GFLOP/s, slower than
         computing every entry (10-13 % of MMS on clustered and real data). The extra
-        entries cannot lower ``mS`` beyond rounding, so the picks are unchanged.
+        entries cannot lower the simulated min-distances beyond rounding, so the picks are
+        unchanged.
         """
         B = S.size
         rows = np.arange(B)
@@ -174,7 +175,7 @@ class _TorchBackend:
     def _idx(self, idx: np.ndarray):
         return self.torch.from_numpy(np.ascontiguousarray(idx, dtype=np.int64)).to(self.device)
 
-    def gram(self, S: np.ndarray, mS: np.ndarray) -> np.ndarray:
+    def gram(self, S: np.ndarray) -> np.ndarray:
         t = self._idx(S)
         XS = self.Xc[t]
         sqS = self.sq[t]
@@ -413,7 +414,7 @@ def _farthest(
             m[picked] = -np.inf
             continue
         mS = m[S].copy()
-        G = backend.gram(S, mS)
+        G = backend.gram(S)
         new: list[int] = []
         while npk < k:
             j = int(np.argmax(mS))

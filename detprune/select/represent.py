@@ -318,6 +318,9 @@ class _L2Search:
         self.rad2 = np.zeros(g)
         np.maximum.at(self.rad2, cell, np.sqrt(np.maximum(d2, 0.0) + coef * (2 * kmax) ** 2))
         self.rad2 += self.margin
+        #: the principal-axes projections (set by :meth:`_projection` where it is made)
+        self.Qp: np.ndarray | None = None
+        self.Kp: np.ndarray | None = None
 
     def _task(self, s0: int, s1: int, qs: np.ndarray) -> tuple:
         """Exact min squared L2 from queries ``qs`` to kept rows ``s0:s1``, and its row."""
@@ -487,7 +490,7 @@ class _L2Search:
         """Exact L-inf distance from each query to the nearest of its ``m`` approximate
         (float32 norm trick) L2-nearest kept rows: in the principal-axes projection where
         the search made one (it holds most of the variance), else in all coordinates."""
-        if getattr(self, "Kp", None) is not None:
+        if self.Kp is not None:
             G = (self.Qp[qs] * np.float32(-2.0)) @ self.Kp.T
             G += self.kpsq32[None, :]
         else:
@@ -715,6 +718,7 @@ def _max_linf(
     while pos < nq and U[order[pos]] > lo:
         qs = order[pos : pos + block]
         pos += block
+        block = min(4 * block, 4096)
         qs = qs[U[qs] > lo]
         if lo < 0:
             vals = engine.search(workers, qs, U[qs])
@@ -723,14 +727,12 @@ def _max_linf(
                 U[qs] = np.minimum(U[qs], witness(workers, qs))
                 qs = qs[U[qs] > lo]
                 if not qs.size:
-                    block = min(4 * block, 4096)
                     continue
             vals = engine.search(workers, qs, np.full(qs.size, lo))
             over = vals > lo
             if over.any():
                 vals[over] = engine.search(workers, qs[over], U[qs[over]])
         lo = max(lo, float(vals.max()))
-        block = min(4 * block, 4096)
     return max(lo, 0.0)
 
 
