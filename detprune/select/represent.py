@@ -68,6 +68,7 @@ import numpy as np
 from .._validation import Options, validate_params
 from . import _device
 from ._checks import check_indices, check_matrix, fail
+from ._project import Projection, principal_axes, project_rows
 from ._threads import Workers, single_threaded_blas
 
 __all__ = ["EpsilonReport", "epsilon", "nearest_kept"]
@@ -191,11 +192,6 @@ def _group_min(nq: int, qi: np.ndarray, vals: np.ndarray) -> np.ndarray:
     out = np.full(nq, np.inf)
     np.minimum.at(out, qi, vals)
     return out
-
-
-def _project_rows(A: np.ndarray, out: np.ndarray, a: int, b: int, V: np.ndarray) -> None:
-    """``out[a:b] = A[a:b] @ V`` (one task)."""
-    out[a:b] = A[a:b] @ V
 
 
 def _pivots(Kf: np.ndarray, ksq: np.ndarray, g: int, sample: int = 2048) -> np.ndarray:
@@ -352,34 +348,24 @@ class _L2Search:
         """
         d = self.Kf.shape[1]
         r = min(self.RANK, d)
-        # the axes of a strided sample of kept rows by a randomised range finder (two power
-        # steps, a fixed seed): any basis gives exact results, a good one screens more pairs
-        S = self.Kf[:: max(1, self.nk // 1024)]
-        B = np.random.default_rng(0).standard_normal((d, min(d, r + 16))).astype(np.float32)
-        for _ in range(2):
-            B, _ = np.linalg.qr(S.T @ (S @ B))
-        SB = S @ B
-        w, U = np.linalg.eigh(np.asarray(SB.T @ SB, dtype=np.float64))
-        total = float(np.einsum("ij,ij->", S, S, dtype=np.float64))
-        if float(np.sort(w)[::-1][:r].sum()) < self.PROJECT_MIN_VARIANCE * total:
+        # the axes of a strided sample of kept rows: any basis gives exact results, a good
+        # one screens more pairs
+        V = principal_axes(self.Kf[:: max(1, self.nk // 1024)], r, self.PROJECT_MIN_VARIANCE)
+        if V is None:
             return False
-        V = np.ascontiguousarray(B.astype(np.float64) @ U[:, np.argsort(-w)[:r]], dtype=np.float32)
-        V64 = V.astype(np.float64)
-        vnorm = math.sqrt(float(np.linalg.eigvalsh(V64.T @ V64).max())) * (1.0 + 1e-9)
-        vabs = float(np.linalg.norm(np.abs(V64), 2)) * (1.0 + 1e-9)
-        gam = d * _U32 / (1.0 - d * _U32)
-        per_norm = gam * vabs + 2.01 * _U32 * vnorm
+        proj = Projection(V)
+        per_norm, vnorm = proj.per_norm, proj.vnorm
         self.Qp = np.empty((self.nq, r), dtype=np.float32)
         self.Kp = np.empty((self.nk, r), dtype=np.float32)
         step = 2048
         tasks = [(self.Qf, self.Qp, a, a + step, V) for a in range(0, self.nq, step)]
         tasks += [(self.Kf, self.Kp, a, a + step, V) for a in range(0, self.nk, step)]
-        list(workers.run(_project_rows, tasks))
+        list(workers.run(project_rows, tasks))
         qpsq = np.einsum("ij,ij->i", self.Qp, self.Qp, dtype=np.float64)
         kpsq = np.einsum("ij,ij->i", self.Kp, self.Kp, dtype=np.float64)
         self.qpsq, self.kpsq32 = qpsq, kpsq.astype(np.float32)
         kpmax = math.sqrt(float(kpsq.max()))
-        self.perr = 8.0 * (2 * r + 7) * _U32 * (np.sqrt(qpsq) + kpmax) ** 2 + 1e-30
+        self.perr = Projection.sq_error(r, np.sqrt(qpsq), kpmax)
         self.pa = per_norm * np.sqrt(self.qsq)
         self.pb = per_norm * math.sqrt(float(self.ksq.max()))
         self.vnorm = vnorm
