@@ -7,6 +7,9 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.stamp-install
 OUT    ?= out/sample_pruned
+# pretrained backbone for the demo: the development checkout's COCO YOLOv5n beside this
+# one when present (read in place, never copied), else detprune's own lookup (`auto`)
+WEIGHTS ?= $(firstword $(wildcard ../shared/weights/yolov5n.pt) auto)
 
 .PHONY: demo test lint install clean-demo
 
@@ -19,7 +22,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(VENV)/bin/detprune inspect sample_data --max-problems 5
-	$(VENV)/bin/detprune prune sample_data --method mms --keep 0.3 --imgsz 320 --out $(OUT) --force
+	$(VENV)/bin/detprune prune sample_data --method mms --keep 0.3 --imgsz 320 --weights $(WEIGHTS) --out $(OUT) --force
 
 test: $(STAMP)
 	$(PY) -m pytest -q
