@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -103,3 +104,40 @@ def test_atomic_writes_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(mask)
         _umask.cache_clear()
+
+
+def test_output_folder_gets_the_usual_permissions(tmp_path):
+    from detprune._io import _umask
+
+    mask = os.umask(0o022)
+    try:
+        _umask.cache_clear()
+        out = tmp_path / "out"
+        with atomic_output_dir(out) as tmp:
+            (tmp / "x.txt").write_text("1")
+        assert out.stat().st_mode & 0o777 == 0o755  # not mkdtemp's private 0700
+    finally:
+        os.umask(mask)
+        _umask.cache_clear()
+
+
+@pytest.mark.parametrize("mode", ["list", "symlink", "copy"])
+def test_split_of_several_dataset_folders_keeps_labels_where_ultralytics_looks(tmp_path, mode):
+    """A train split of two dataset folders (``set1/images/train``, ``set2/images/train``,
+    same file names): each label goes where ultralytics' rule (the last ``/images/``
+    becomes ``/labels/``) finds it for the output image path, cleaned labels included."""
+    from detprune.dataset.yolo import label_path_for
+
+    src = tmp_path / "src"
+    imgs = [write_image(src / f"set{k}/images/train/x.jpg", seed=k) for k in (1, 2)]
+    labels = [write_text(src / f"set{k}/labels/train/x.txt", f"{k} 0.5 0.5 0.1 0.1\n") for k in (1, 2)]
+    out = tmp_path / "out"
+    with atomic_output_dir(out) as tmp:
+        entry = materialize_split(tmp, out, "train", imgs, labels, mode, cleaned={1: "0 0.5 0.5 0.2 0.2\n"})
+    if mode == "list":
+        listed = [Path(p) for p in Path(entry).read_text().split()]
+        assert listed[0] == imgs[0]  # untouched: listed from the source, its label beside it
+    else:
+        listed = sorted(Path(entry).rglob("*.jpg"))
+    found = {p.read_bytes(): label_path_for(p).read_text() for p in listed}
+    assert found == {imgs[0].read_bytes(): "1 0.5 0.5 0.1 0.1\n", imgs[1].read_bytes(): "0 0.5 0.5 0.2 0.2\n"}

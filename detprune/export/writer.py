@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from .._io import atomic_write_text
+from .._io import _umask, atomic_write_text
+from ..dataset.yolo import label_path_for
 from ..errors import OutputError
 
 MATERIALIZE_MODES = ("list", "symlink", "hardlink", "copy")
@@ -60,6 +61,7 @@ def atomic_output_dir(out: Path) -> Iterator[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private (0700): the usual mode
         yield tmp
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
@@ -98,6 +100,17 @@ def tree_names(images: Sequence[Path]) -> list[Path]:
     parents = [str(p.parent) for p in images]
     common = Path(os.path.commonpath(parents)) if len(set(parents)) > 1 else images[0].parent
     return [p.relative_to(common) for p in images]
+
+
+def _label_dst(tmp: Path, out: Path, split: str, rel: Path) -> Path:
+    """Where the label of the image ``out/images/<split>/<rel>`` goes (inside ``tmp``).
+
+    ultralytics' rule, on the final path: the *last* ``/images/`` becomes ``/labels/``.
+    That is ``out/labels/<split>/<rel>.txt`` unless ``rel`` itself holds an ``images``
+    folder (a split made of several dataset folders, e.g. ``set1/images/train``), whose
+    labels then go beside it (``.../set1/labels/train/``), where ultralytics looks.
+    """
+    return tmp / label_path_for(out / "images" / split / rel).relative_to(out)
 
 
 def materialize_split(
@@ -145,7 +158,7 @@ def materialize_split(
                     _link(images[i], dst, "symlink")
                 except OutputError:
                     _link(images[i], dst, "copy")
-            lb_dst = tmp / "labels" / split / names[i].with_suffix(".txt")
+            lb_dst = _label_dst(tmp, out, split, names[i])
             if i in cleaned:
                 atomic_write_text(lb_dst, cleaned[i])
             elif labels[i] is not None:
@@ -156,9 +169,9 @@ def materialize_split(
     for i, (rel, img, lb) in enumerate(zip(names, images, labels, strict=True)):
         _link(img, tmp / "images" / split / rel, "copy" if i in copies else mode)
         if i in cleaned:
-            atomic_write_text(tmp / "labels" / split / rel.with_suffix(".txt"), cleaned[i])
+            atomic_write_text(_label_dst(tmp, out, split, rel), cleaned[i])
         elif lb is not None:
-            _link(lb, tmp / "labels" / split / rel.with_suffix(".txt"), mode)
+            _link(lb, _label_dst(tmp, out, split, rel), mode)
     return str(out / "images" / split)
 
 
