@@ -10,6 +10,21 @@ from pathlib import Path
 from typing import Any
 
 
+def printable(text: str) -> str:
+    """``text`` safe to print and to write as UTF-8.
+
+    Undecodable bytes of a file name (Python's surrogate escapes) become ``\\xNN`` and
+    control characters (a NUL, a line break in a name) their escapes.
+    """
+    if text.isprintable():
+        return text
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 @lru_cache(maxsize=1)
 def _umask() -> int:
     """The process umask (read once: reading it means setting it)."""

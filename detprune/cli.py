@@ -12,6 +12,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from ._io import printable
 from ._version import __version__
 from .errors import DetpruneError
 
@@ -42,7 +43,6 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from . import pipeline
-    from ._io import atomic_write_json
     from .dataset.summary import format_summary
 
     summary = pipeline.inspect(
@@ -50,13 +50,13 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         splits=args.splits,
         check_images=not args.no_check_images,
         min_stratum_size=args.min_stratum_size,
+        json_out=args.json if args.json not in (None, "-") else None,
     )
     if args.json == "-":
         print(json.dumps(summary, indent=2))
     else:
         print(format_summary(summary, max_problems=args.max_problems))
         if args.json:
-            atomic_write_json(args.json, summary)
             print(f"\nsummary written to {args.json}")
     if args.strict and summary["problems"]:
         return EXIT_STRICT
@@ -597,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DetpruneError as exc:
         if args.debug:
             raise
-        print(f"detprune: error: {exc}", file=sys.stderr)
+        print(printable(f"detprune: error: {exc}"), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("detprune: interrupted", file=sys.stderr)
@@ -608,7 +608,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(
-            f"detprune: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)",
+            printable(f"detprune: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)"),
             file=sys.stderr,
         )
         return EXIT_ERROR

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ._validation import IsNone
 from ._version import __version__
-from .dataset import load_dataset
+from .dataset import load_dataset, source_paths
 from .dataset.summary import summarize
 
 
@@ -22,14 +22,42 @@ def inspect(
     splits: Sequence[str] | None = None,
     check_images: bool = True,
     min_stratum_size: int = 10,
+    json_out: str | os.PathLike | None = None,
 ) -> dict:
-    """Load and validate a dataset and summarise it (see :func:`detprune.dataset.summary.summarize`)."""
+    """Load and validate a dataset and summarise it (see :func:`detprune.dataset.summary.summarize`).
+
+    With ``json_out`` the summary is also written there as JSON (atomically); a path that
+    is one of the dataset's own files (its data.yaml, a list, an image or a label) is
+    refused before anything is written.
+    """
     from ._validation import Interval, validate_params
+    from .errors import OutputError
 
     validate_params("inspect", {"min_stratum_size": min_stratum_size}, {"min_stratum_size": Interval("int", 1)})
     ds = load_dataset(data, splits=splits, check_images=check_images)
+    if json_out is not None:
+        target = Path(json_out).expanduser().resolve()
+        if target in _source_files(ds):
+            raise OutputError(f"{json_out} is one of the dataset's own files; write the summary elsewhere")
     strata_split = "train" if "train" in ds.splits else next(iter(ds.splits))
-    return summarize(ds, strata_split=strata_split, min_stratum_size=min_stratum_size)
+    summary = summarize(ds, strata_split=strata_split, min_stratum_size=min_stratum_size)
+    if json_out is not None:
+        from ._io import atomic_write_json
+
+        atomic_write_json(json_out, summary)
+    return summary
+
+
+def _source_files(ds) -> set[Path]:
+    """The dataset's own files (resolved): data.yaml, list files, images and labels."""
+    files = {p.resolve() for p in source_paths(ds) if p.is_file()}
+    for sp in ds.splits.values():
+        files.update(Path(e).resolve() for e in sp.excluded)
+        for r in sp.records:
+            files.add(r.image.resolve())
+            if r.label is not None:
+                files.add(r.label.resolve())
+    return files
 
 
 # ----------------------------------------------------------------------------- prune
@@ -200,9 +228,7 @@ def prune(
     if not records:
         raise ParameterError(f"split '{split}' has no readable images to prune")
     out_path = Path(out) if out is not None else default_out(ds.root, reducer.name, keep, budget, split)
-    protected = [ds.root] + [ds.yaml] * (ds.yaml is not None)
-    protected += [r.image.parent for r in records[:1]]
-    out_path = check_output_dir(out_path, force=force, protected=protected)
+    out_path = check_output_dir(out_path, force=force, protected=source_paths(ds))
     cache_dir = Path(cache) if cache is not None else default_cache_dir(ds.root)
 
     # ---- embed
@@ -581,7 +607,7 @@ def export(
         kept = [by_key[s["path"]] for s in m["selected"]]
     except KeyError as exc:
         raise DatasetError(f"manifest names an image that is not in the source: {exc.args[0]}") from exc
-    out_path = check_output_dir(Path(out), force=force, protected=[ds.root])
+    out_path = check_output_dir(Path(out), force=force, protected=source_paths(ds))
     m = dict(m, materialize=materialize)
     with atomic_output_dir(out_path) as tmp:
         m.update(_write_tree(tmp, out_path, ds, split, kept, materialize))

@@ -466,7 +466,7 @@ def sweep(
     """
     from . import pipeline
     from ._validation import Interval, Options, Predicate, validate_params
-    from .dataset import load_dataset
+    from .dataset import load_dataset, source_paths
     from .select import get_reducer
     from .train import train
 
@@ -516,8 +516,7 @@ def sweep(
         "min_per_class": min_per_class, "materialize": materialize,
         "val_each_epoch": val_each_epoch,
     }
-    protected = [ds.root] + [ds.yaml] * (ds.yaml is not None)
-    _prepare_out(out_path, settings, force=force, protected=protected)
+    _prepare_out(out_path, settings, force=force, protected=source_paths(ds))
     from .export import fingerprint
 
     records = ds.split(split).records

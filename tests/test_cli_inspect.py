@@ -23,6 +23,20 @@ def test_inspect_text_and_json(make_dataset, tmp_path, capsys):
     assert summary["strata"]["sizes"] == {"cat": 1, "background": 1}
 
 
+def test_inspect_json_never_overwrites_a_dataset_file(make_dataset, tmp_path, capsys):
+    y = make_dataset({"train": {"a": "0 0.5 0.5 0.2 0.2\n"}})
+    root = y.parent
+    targets = [y, root / "labels/train/a.txt", root / "images/train/a.jpg"]
+    before = [p.read_bytes() for p in targets]
+    for target in targets:
+        assert main(["inspect", str(y), "--json", str(target)]) == 1
+        err = capsys.readouterr().err
+        assert "dataset's own files" in err and "Traceback" not in err
+    assert [p.read_bytes() for p in targets] == before
+    assert main(["inspect", str(y), "--json", str(root / "summary.json")]) == 0  # beside them: fine
+    assert json.loads((root / "summary.json").read_text())["splits"]["train"]["images"] == 1
+
+
 def test_inspect_strict_exit_code_and_problem_lines(make_dataset, capsys):
     y = make_dataset({"train": {"a": "0 0.5 0.5 0.2 0.2\n9 0.5 0.5 0.2 0.2\n"}})
     assert main(["inspect", str(y)]) == 0

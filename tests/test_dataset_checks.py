@@ -343,3 +343,29 @@ def test_images_listed_by_two_splits_are_checked_once(make_dataset, monkeypatch)
     assert [r.image for r in train.records] == [r.image for r in val.records]
     assert [r.classes.tolist() for r in val.records] == [[0], [0], []]
     assert [p.kind for p in val.problems if p.kind != "split-overlap"] == ["class-id"]
+
+
+def test_unlistable_file_names_are_reported_and_left_out(make_dataset, capsys):
+    """A name with a line break (it would split its train.txt line) or with bytes that
+    are not UTF-8 (no UTF-8 list or manifest can hold it): one error entry each, printed
+    with escapes; the other images load; the CLI prints no traceback."""
+    import os
+
+    from detprune.cli import main
+
+    y = make_dataset({"train": {"ok": "0 0.5 0.5 0.2 0.2\n"}})
+    train = y.parent / "images" / "train"
+    for raw in (b"new\nline.jpg", b"lat\xe9.jpg"):
+        name = os.fsdecode(raw)
+        shutil.copy(train / "ok.jpg", train / name)
+        write_text(y.parent / "labels" / "train" / (name[:-4] + ".txt"), "1 0.5 0.5 0.2 0.2\n")
+    ds = load_dataset(y)
+    assert [r.image.name for r in ds.split("train").records] == ["ok.jpg"]
+    bad = [p for p in ds.split("train").problems if p.kind == "file-name"]
+    assert sorted(p.file.rsplit("/", 1)[1] for p in bad) == ["lat\\xe9.jpg", "new\\nline.jpg"]
+    assert all(p.severity == "error" for p in bad)
+    assert not [p for p in ds.split("train").problems if p.kind == "orphan-label"]
+    assert main(["inspect", str(y)]) == 0
+    out = capsys.readouterr().out
+    assert "lat\\xe9.jpg: error: file name is not valid UTF-8" in out
+    assert "new\\nline.jpg: error: file name holds a line break" in out

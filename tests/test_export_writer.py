@@ -141,3 +141,15 @@ def test_split_of_several_dataset_folders_keeps_labels_where_ultralytics_looks(t
         listed = sorted(Path(entry).rglob("*.jpg"))
     found = {p.read_bytes(): label_path_for(p).read_text() for p in listed}
     assert found == {imgs[0].read_bytes(): "1 0.5 0.5 0.1 0.1\n", imgs[1].read_bytes(): "0 0.5 0.5 0.2 0.2\n"}
+
+
+def test_unwritable_output_parent_is_a_clear_error(tmp_path, monkeypatch):
+    import tempfile
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", denied)  # as for a folder without write access
+    with pytest.raises(OutputError, match=r"cannot create the output folder .*out: Permission denied"):
+        with atomic_output_dir(tmp_path / "out"):
+            pass

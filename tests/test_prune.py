@@ -337,3 +337,20 @@ def test_cli_prune_counts_problems_by_severity(tmp_path, capsys):
     assert errors == 1 and count > errors  # the bad line; the overlap warnings
     assert f"{count} dataset problems ({errors} errors: those lines or images are left out; " \
            f"{count - errors} warnings)" in out
+
+
+def test_refuses_an_output_that_would_replace_the_val_split(tmp_path, cache):
+    """val (and test) live elsewhere: an --out --force over them is refused, not deleted."""
+    src, other = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(SAMPLE_DATA, src)
+    (other / "images").mkdir(parents=True)
+    (other / "labels").mkdir()
+    shutil.move(src / "images" / "val", other / "images" / "val")
+    shutil.move(src / "labels" / "val", other / "labels" / "val")
+    yml = src / "data.yaml"
+    yml.write_text(yml.read_text().replace("val: images/val", f"val: {other / 'images' / 'val'}"))
+    before = tree_digest(other)
+    for out in (other, other / "images", tmp_path):
+        with pytest.raises(OutputError, match="source"):
+            pipeline.prune(src, method="srs", keep=0.3, out=out, force=True, cache=cache, **FAST)
+    assert tree_digest(other) == before

@@ -21,6 +21,7 @@ from .yolo import (
     read_data_yaml,
     read_label_file,
     resolve_source,
+    unlistable_name,
 )
 
 _YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
@@ -307,7 +308,8 @@ def _orphan_labels(label_dir: Path, paired: set[str]) -> list[Problem]:
             if not f.endswith(".txt") or f == "classes.txt":
                 continue
             lb = os.path.join(dirpath, f)
-            if lb not in paired:
+            # an unlistable name: its image, if any, is reported as such (file-name)
+            if lb not in paired and unlistable_name(lb) is None:
                 out.append(Problem("orphan-label", lb, None, "label file has no image", "warning"))
     return out
 
@@ -384,3 +386,23 @@ def _report_identical(
             )
             extra[where].append(Problem("duplicate-image", str(other), None, msg, "warning"))
     return _with_problems(built, extra)
+
+
+def source_paths(ds: Dataset) -> list[Path]:
+    """Every source location that an output folder must neither be, contain nor replace.
+
+    The root, the ``data.yaml``, each split's folders and list files (val and test
+    too: an output that replaces them would delete them), and the folders that hold
+    the images (readable or left out) and label files of every split.
+    """
+    paths = {ds.root}
+    if ds.yaml is not None:
+        paths.add(ds.yaml)
+    for sp in ds.splits.values():
+        paths.update(resolve_source(ds.root, s) for s in sp.sources)
+        paths.update(Path(e).parent for e in sp.excluded)
+        for r in sp.records:
+            paths.add(r.image.parent)
+            if r.label is not None:
+                paths.add(r.label.parent)
+    return sorted(paths)

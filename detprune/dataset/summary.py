@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from .._io import printable
 from .records import Dataset
 from .stats import SIZE_BUCKETS, assign_strata, box_statistics
 
@@ -80,7 +81,7 @@ def format_summary(summary: dict, *, max_problems: int = 20) -> str:
         lines.append("  by kind: " + ", ".join(f"{k} {v}" for k, v in summary["problem_counts"].items()))
         for p in probs[:max_problems]:
             where = f"{p['file']}:{p['line']}" if p["line"] else p["file"]
-            lines.append(f"  {where}: {p['severity']}: {p['message']} [{p['kind']}]")
+            lines.append(printable(f"  {where}: {p['severity']}: {p['message']} [{p['kind']}]"))
         if len(probs) > max_problems:
             lines.append(f"  ... and {len(probs) - max_problems} more (use --json for all)")
     return "\n".join(lines)

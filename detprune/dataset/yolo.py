@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from .._io import printable
 from ..errors import DatasetError
 from .records import IMAGE_SUFFIXES, Problem
 
@@ -136,6 +137,23 @@ def is_image(path: str | os.PathLike) -> bool:
     return os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES
 
 
+def unlistable_name(path: str) -> str | None:
+    """Why a file cannot be listed (train.txt, manifests), or None.
+
+    A line break would split its line in a list; bytes that are not UTF-8 (Python's
+    surrogate escapes) cannot be written to the UTF-8 lists and manifests.
+    """
+    if path.isprintable():
+        return None
+    if "\n" in path or "\r" in path:
+        return "file name holds a line break (rename it: it cannot be listed in train.txt)"
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8 (rename it: it cannot be written to train.txt or the manifest)"
+    return None
+
+
 def list_images(source: Path, problems: list[Problem]) -> list[Path]:
     """List the images of one split source: a folder (recursive) or a .txt list.
 
@@ -145,7 +163,15 @@ def list_images(source: Path, problems: list[Problem]) -> list[Path]:
         found: list[str] = []
         for dirpath, dirnames, filenames in os.walk(source, followlinks=True):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            found.extend(os.path.join(dirpath, f) for f in filenames if is_image(f))
+            for f in filenames:
+                if not is_image(f):
+                    continue
+                path = os.path.join(dirpath, f)
+                why = unlistable_name(path)
+                if why is None:
+                    found.append(path)
+                else:
+                    problems.append(Problem("file-name", printable(path), None, f"{why}; left out"))
         # the order of sorted Paths (component-wise), without comparing Path objects
         found.sort(key=lambda s: s.split(os.sep))
         return [Path(s) for s in found]

@@ -58,8 +58,11 @@ def atomic_output_dir(out: Path) -> Iterator[Path]:
     On any exception (Ctrl-C included) the temporary folder is removed and
     ``out`` is left as it was.
     """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot create the output folder {out}: {exc.strerror or exc}") from exc
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private (0700): the usual mode
         yield tmp
