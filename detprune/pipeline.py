@@ -208,7 +208,7 @@ def prune(
          "seed": Interval("int", 0),
          "min_per_class": Interval("int", 0),
          "min_stratum_size": Interval("int", 1),
-         "box_weight": Interval("float", 0, None),
+         "box_weight": Interval("float", 0, 1, "left"),
          "dedup_threshold": [Interval("float", 0, None, "neither"), IsNone()],
          "pca_dim": [Interval("int", 1), IsNone()],
          "knn_index": Options(("exact", "auto", "ivf", "hnsw")),
@@ -229,6 +229,8 @@ def prune(
         raise ParameterError(f"split '{split}' has no readable images to prune")
     out_path = Path(out) if out is not None else default_out(ds.root, reducer.name, keep, budget, split)
     out_path = check_output_dir(out_path, force=force, protected=source_paths(ds))
+    # the class floor, before the embedding (its cost) rather than after
+    _check_floor(box_statistics(records, ds.nc).presence, keep, budget, min_per_class, split)
     cache_dir = Path(cache) if cache is not None else default_cache_dir(ds.root)
 
     # ---- embed
@@ -255,6 +257,11 @@ def prune(
     from .select._knn import search_settings
 
     with energy.phase("select"), search_settings(knn_index, seed=seed) as knn_log:
+        if pca_dim is not None and pca_dim > min(vectors.shape):
+            raise ParameterError(
+                f"--pca {pca_dim} is more than the {vectors.shape[1]} dims of the embeddings or the "
+                f"{vectors.shape[0]} images; use at most {min(vectors.shape)}"
+            )
         X = build_feature_space(
             vectors, stats.features() if box_weight > 0 else None,
             box_weight=box_weight, pca_dim=pca_dim, seed=seed,
@@ -278,6 +285,8 @@ def prune(
                     f"only {len(candidates)} images remain after removing near-duplicates; "
                     f"the budget of {want} is larger"
                 )
+        _check_floor(stats.presence[candidates], keep, want if keep is None else None, min_per_class,
+                     split, want=want, after="embedding" if dedup_info is None else "near-duplicate removal")
         sel = stratified_select(
             reducer, X if dedup_info is None else X[candidates], want,  # no copy of X
             strata=strata.labels[candidates],
@@ -314,6 +323,27 @@ def prune(
 
     atomic_write_json(out_path / "manifest.json", manifest)
     return PruneResult(out_path, manifest)
+
+
+def _check_floor(presence, keep, budget, min_per_class: int, split: str, *, want: int | None = None,
+                 after: str | None = None) -> None:
+    """Refuse a budget below what the class floor needs, in terms of the options."""
+    from .errors import ParameterError
+    from .select import floor_size
+
+    n = presence.shape[0]
+    if want is None:
+        want = budget if budget is not None else max(1, round(keep * n))
+    need = floor_size(presence, min_per_class)
+    if want >= need:
+        return
+    asked = f"--budget {budget}" if budget is not None else f"--keep {keep:g} keeps {want} of {n} images and"
+    where = f" (after {after}: {n} images)" if after and budget is not None else ""
+    raise ParameterError(
+        f"{asked}{where} is below the {need} images that the class floor needs (every class of split "
+        f"'{split}' keeps at least min(its images, --min-per-class {min_per_class})); raise --keep or "
+        "--budget, or lower --min-per-class (0 turns the floor off)"
+    )
 
 
 def _embed_records(ds, records, split: str, *, cache_dir: Path, **kw):

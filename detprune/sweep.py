@@ -476,8 +476,9 @@ def sweep(
     validate_params(
         "sweep",
         {"epochs": epochs, "match": match, "imgsz": imgsz, "batch": batch, "embed_seed": embed_seed,
-         "keeps": keeps, "seeds": seeds},
+         "keeps": keeps, "seeds": seeds, "box_weight": box_weight, "min_per_class": min_per_class},
         {"epochs": Interval("int", 1), "match": Options(("epochs", "steps")),
+         "box_weight": Interval("float", 0, 1, "left"), "min_per_class": Interval("int", 0),
          "imgsz": Interval("int", 32), "batch": Interval("int", 1),
          "embed_seed": Interval("int", 0),
          "keeps": Predicate(lambda v: all(0 < k < 1 for k in v), "a list of floats in (0, 1)"),

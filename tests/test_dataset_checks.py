@@ -173,6 +173,30 @@ def test_image_in_a_format_ultralytics_rejects_is_left_out(tmp_path):
     assert [r.image.name for r in split.records] == ["ok.png"]
 
 
+def test_tiffs_opencv_cannot_decode_are_left_out(tmp_path):
+    """32-bit integer and float TIFFs: PIL opens them, OpenCV (ultralytics' reader) does
+    not; 8- and 16-bit TIFFs are fine."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    d = tmp_path / "ds/images/train"
+    d.mkdir(parents=True)
+    a = (np.arange(32 * 32).reshape(32, 32) % 251).astype(np.int32)
+    Image.fromarray(a, mode="I").save(d / "i32.tif")
+    Image.fromarray(a.astype(np.float32), mode="F").save(d / "f32.tif")
+    Image.fromarray(a.astype(np.uint16)).save(d / "u16.tif")
+    Image.fromarray(a.astype(np.uint8)).save(d / "u8.tif")
+    for stem in ("i32", "f32", "u16", "u8"):
+        write_text(tmp_path / f"ds/labels/train/{stem}.txt", "0 0.5 0.5 0.2 0.2\n")
+    split = load_dataset(tmp_path / "ds").split("train")
+    left_out = sorted(p.file.split("/")[-1] for p in split.problems if p.kind == "image-format")
+    assert left_out == ["f32.tif", "i32.tif"]
+    kept = sorted(r.image.name for r in split.records)
+    assert kept == ["u16.tif", "u8.tif"]
+    assert all(cv2.imread(str(d / k)) is not None for k in kept)  # what ultralytics reads
+
+
 @pytest.mark.parametrize("fmt", ["jpg", "png"])
 def test_probe_size_is_the_displayed_size(tmp_path, fmt):
     """EXIF orientation 6 (90 degrees) swaps width and height, as ultralytics' exif_size does."""
@@ -369,3 +393,13 @@ def test_unlistable_file_names_are_reported_and_left_out(make_dataset, capsys):
     out = capsys.readouterr().out
     assert "lat\\xe9.jpg: error: file name is not valid UTF-8" in out
     assert "new\\nline.jpg: error: file name holds a line break" in out
+
+
+def test_missing_train_split_and_empty_splits_are_warned(make_dataset, tmp_path):
+    y = make_dataset({"val": {"a": "0 0.5 0.5 0.2 0.2\n"}})
+    (y.parent / "images" / "test").mkdir()
+    y.write_text(y.read_text() + "test: images/test\n")
+    kinds = sorted((p.kind, p.message) for p in load_dataset(y).all_problems())
+    assert kinds == [("empty-split", "split 'test' has no images"),
+                     ("no-train-split", "no 'train' split: ultralytics cannot train on this dataset")]
+    assert not load_dataset(y, splits=["val"]).all_problems()  # asked for val only: nothing to say

@@ -354,3 +354,14 @@ def test_refuses_an_output_that_would_replace_the_val_split(tmp_path, cache):
         with pytest.raises(OutputError, match="source"):
             pipeline.prune(src, method="srs", keep=0.3, out=out, force=True, cache=cache, **FAST)
     assert tree_digest(other) == before
+
+
+def test_class_floor_refusal_names_the_options_before_embedding(data, cache, tmp_path, monkeypatch):
+    def no_embedding(*a, **k):
+        raise AssertionError("embedded before refusing")
+
+    monkeypatch.setattr(pipeline, "_embed_records", no_embedding)
+    with pytest.raises(ParameterError, match=r"--keep 0.001 keeps 1 of \d+ images .* class floor needs"):
+        pipeline.prune(data, method="srs", keep=0.001, out=tmp_path / "x", cache=cache, **FAST)
+    with pytest.raises(ParameterError, match=r"--budget 1 is below the \d+ images .*--min-per-class 1"):
+        pipeline.prune(data, method="srs", budget=1, out=tmp_path / "x", cache=cache, **FAST)

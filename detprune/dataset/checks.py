@@ -52,7 +52,7 @@ def probe_image(path: Path) -> ImageProbe:
     try:
         with Image.open(path) as im:
             w, h = im.size
-            fmt = im.format
+            fmt, mode = im.format, im.mode
             if fmt in ("JPEG", "MPO"):  # EXIF read from the header: no decoding
                 orientation = _orientation(im)
             im.verify()
@@ -79,6 +79,13 @@ def probe_image(path: Path) -> ImageProbe:
             "image-format", str(path), None,
             f"file is a {fmt} image (by its content); ultralytics does not train on {fmt}; left out",
             "error",
+        )
+        return ImageProbe(path, w, h, size, problem)
+    if fmt == "TIFF" and mode in ("I", "F"):
+        problem = Problem(
+            "image-format", str(path), None,
+            f"TIFF with 32-bit {'integer' if mode == 'I' else 'float'} samples: OpenCV, which"
+            " ultralytics reads images with, cannot decode it; left out", "error",
         )
         return ImageProbe(path, w, h, size, problem)
     if fmt in ("JPEG", "MPO"):  # by content: a PNG named .jpg is a PNG

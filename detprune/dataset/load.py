@@ -129,7 +129,17 @@ def _load(
         built = _report_identical(built, workers, stores, sizes)
     for store in stores:
         store.save()
-    return Dataset(root=root, yaml=yaml_path, names=tuple(names), splits=built)
+    where = str(yaml_path or root)
+    notes = []
+    if splits is None and "train" not in built:
+        notes.append(Problem("no-train-split", where, None,
+                             "no 'train' split: ultralytics cannot train on this dataset", "warning"))
+    notes += [
+        Problem("empty-split", where, None, f"split '{name}' has no images", "warning")
+        for name, sp in built.items()
+        if not sp.records and not sp.excluded
+    ]
+    return Dataset(root=root, yaml=yaml_path, names=tuple(names), splits=built, problems=tuple(notes))
 
 
 def _find_yaml(p: Path) -> Path | None:

@@ -37,7 +37,7 @@ from .represent import EpsilonReport, epsilon
 from .rkmeans import RKMeans
 from .space import build_feature_space
 from .srs import SRS
-from .stratified import Retention, allocate_budget, retention, stratified_select
+from .stratified import Retention, allocate_budget, floor_size, retention, stratified_select
 from .vq import VQ
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "build_feature_space",
     "dedup_mask",
     "epsilon",
+    "floor_size",
     "get_reducer",
     "near_duplicates",
     "retention",

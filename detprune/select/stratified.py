@@ -51,7 +51,7 @@ from ._checks import (
 from ._threads import single_threaded_blas
 from .base import Reducer, Selection
 
-__all__ = ["Retention", "allocate_budget", "retention", "stratified_select", "stratum_seed"]
+__all__ = ["Retention", "allocate_budget", "floor_size", "retention", "stratified_select", "stratum_seed"]
 
 
 # --------------------------------------------------------------------------- budgets
@@ -76,6 +76,25 @@ def _proportional(sizes: np.ndarray, budget: int) -> np.ndarray:
 def _floor_need(classes: np.ndarray, m: int) -> np.ndarray:
     """Per class: how many kept images must contain it (``min(N_c, m)``)."""
     return np.minimum(classes.sum(axis=0), m).astype(np.int64)
+
+
+def floor_size(classes: np.ndarray, min_per_class: int) -> int:
+    """How many images the class floor needs at least (the smallest budget it allows).
+
+    Parameters
+    ----------
+    classes : ndarray of bool, shape (n, C)
+        Which classes each image contains.
+    min_per_class : int
+        The floor: every class keeps ``min(its images, min_per_class)`` images.
+
+    Returns
+    -------
+    int
+        The size of the floor's witness set (a greedy set multicover; the budget check
+        of :func:`stratified_select` uses the same set).
+    """
+    return int(_witness(np.asarray(classes, dtype=bool), int(min_per_class)).size)
 
 
 def _witness(classes: np.ndarray | None, m: int) -> np.ndarray:
