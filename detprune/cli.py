@@ -170,13 +170,17 @@ def format_prune_report(m: dict, out) -> str:
         "",
         f"  {'class':<22} {'images':>15} {'boxes':>17}",
     ]
+    absent = 0
     for name, c in m["classes"].items():
-        if name == "(background)" and not c["images_before"]:
+        if not c["images_before"]:  # a class with no image in the split: one line for all
+            absent += name != "(background)"
             continue
         lines.append(
             f"  {name:<22} {c['images_before']:>6} -> {c['images_after']:<6} "
             f"{c['boxes_before']:>7} -> {c['boxes_after']:<7}"
         )
+    if absent:
+        lines.append(f"  ({absent} class{'es' * (absent > 1)} with no image in this split not shown)")
     eps = m.get("epsilon") or {}
     labelled = any(c["images_before"] for n, c in m["classes"].items() if n != "(background)")
     if m.get("epsilon", {}) is None:
@@ -207,7 +211,7 @@ def format_prune_report(m: dict, out) -> str:
                      "(unreadable, truncated, under 10 px, ...; reasons in manifest.json)")
     if m.get("labels_cleaned"):
         lines.append(f"  {len(m['labels_cleaned'])} kept images have bad label lines: written with their valid "
-                     f"boxes under {out}/labels/ (ultralytics would skip them whole)")
+                     f"boxes into {out} (ultralytics would skip them whole)")
     if m.get("images_copied"):
         lines.append(f"  {len(m['images_copied'])} kept JPEGs have data after their end-of-image marker: "
                      f"copied into {out}/images/ (ultralytics rewrites such files in place)")

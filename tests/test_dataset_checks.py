@@ -403,3 +403,19 @@ def test_missing_train_split_and_empty_splits_are_warned(make_dataset, tmp_path)
     assert kinds == [("empty-split", "split 'test' has no images"),
                      ("no-train-split", "no 'train' split: ultralytics cannot train on this dataset")]
     assert not load_dataset(y, splits=["val"]).all_problems()  # asked for val only: nothing to say
+
+
+def test_repeated_class_names_are_made_unique_and_warned(make_dataset):
+    """Per-class reports are keyed by name: a repeated name would merge two classes."""
+    y = make_dataset({"train": {"a": "0 0.5 0.5 0.2 0.2\n", "b": "1 0.5 0.5 0.2 0.2\n"}}, names=("cat", "cat"))
+    ds = load_dataset(y)
+    assert ds.names == ("cat", "cat (1)")
+    assert [p.kind for p in ds.all_problems()] == ["duplicate-class-name"]
+
+
+def test_label_path_that_is_a_folder_is_warned(make_dataset):
+    y = make_dataset({"train": {"a": "0 0.5 0.5 0.2 0.2\n", "b": None}})
+    (y.parent / "labels" / "train" / "b.txt").mkdir()
+    split = load_dataset(y).split("train")
+    assert [(p.kind, p.severity) for p in split.problems] == [("label-is-folder", "warning")]
+    assert [r.label is None for r in split.records] == [False, True]  # background, as ultralytics

@@ -365,3 +365,16 @@ def test_class_floor_refusal_names_the_options_before_embedding(data, cache, tmp
         pipeline.prune(data, method="srs", keep=0.001, out=tmp_path / "x", cache=cache, **FAST)
     with pytest.raises(ParameterError, match=r"--budget 1 is below the \d+ images .*--min-per-class 1"):
         pipeline.prune(data, method="srs", budget=1, out=tmp_path / "x", cache=cache, **FAST)
+
+
+def test_report_table_folds_classes_absent_from_the_split(data, cache, tmp_path):
+    from detprune.cli import format_prune_report
+
+    r = pipeline.prune(data, method="srs", keep=0.3, out=tmp_path / "o", cache=cache, **FAST)
+    m = json.loads(json.dumps(r.manifest))
+    present = [n for n, c in m["classes"].items() if c["images_before"] and n != "(background)"]
+    for i in range(3):  # as in an 80-name dataset of which few classes occur
+        m["classes"][f"absent{i}"] = {"images_before": 0, "images_after": 0, "boxes_before": 0, "boxes_after": 0}
+    text = format_prune_report(m, r.out)
+    assert all(f"  {n} " in text for n in present)
+    assert "absent0" not in text and "(3 classes with no image in this split not shown)" in text

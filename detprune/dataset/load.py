@@ -131,6 +131,12 @@ def _load(
         store.save()
     where = str(yaml_path or root)
     notes = []
+    names, renamed = _unique_names(tuple(names))
+    notes += [
+        Problem("duplicate-class-name", where, None,
+                f"class {i} has the name of an earlier class; reported as '{new}'", "warning")
+        for i, new in renamed
+    ]
     if splits is None and "train" not in built:
         notes.append(Problem("no-train-split", where, None,
                              "no 'train' split: ultralytics cannot train on this dataset", "warning"))
@@ -140,6 +146,22 @@ def _load(
         if not sp.records and not sp.excluded
     ]
     return Dataset(root=root, yaml=yaml_path, names=tuple(names), splits=built, problems=tuple(notes))
+
+
+def _unique_names(names: tuple[str, ...]) -> tuple[tuple[str, ...], list[tuple[int, str]]]:
+    """Class names made unique (per-class reports are keyed by name): a repeated name
+    gets its class id appended, ``'a'`` -> ``'a (3)'``; returns the names and the renamed."""
+    seen: set[str] = set()
+    out, renamed = [], []
+    for i, n in enumerate(names):
+        if n in seen:
+            n = f"{n} ({i})"
+            while n in seen or n in names:
+                n += "'"
+            renamed.append((i, n))
+        seen.add(n)
+        out.append(n)
+    return tuple(out), renamed
 
 
 def _find_yaml(p: Path) -> Path | None:
@@ -279,16 +301,21 @@ def _no_labels_problem(split: str, root: Path, image: Path, max_entries: int = 2
         f"'/labels/' and the suffix '.txt' (here {image} -> {label})"
     )
     want = image.stem + ".txt"
+    others = set(SPLIT_NAMES) - {split}
     seen = 0
+    found = None
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(x for x in dirnames if not x.startswith("."))
         if want in filenames:
-            found = Path(dirpath) / want
-            msg += f"; a file {found} exists: put images under an 'images' folder and labels under 'labels'"
-            break
+            parts = set(Path(dirpath).relative_to(root).parts)
+            if split in parts or not parts & others:  # not another split's file of that name
+                found = Path(dirpath) / want
+                break
         seen += len(filenames) + len(dirnames)
         if seen > max_entries:
             break
+    if found is not None:
+        msg += f"; a file {found} exists: put images under an 'images' folder and labels under 'labels'"
     return Problem("no-labels", str(root), None, msg, "warning")
 
 
@@ -302,7 +329,12 @@ def _read_optional_label(path: Path, nc: int):
     import numpy as np
 
     if not path.is_file():
-        return False, np.zeros(0, np.int32), np.zeros((0, 4), np.float32), []
+        problems = []
+        if path.is_dir():  # ultralytics sees no label file: background
+            problems.append(Problem("label-is-folder", str(path), None,
+                                    "the label path is a folder, not a file; the image counts as background",
+                                    "warning"))
+        return False, np.zeros(0, np.int32), np.zeros((0, 4), np.float32), problems
     classes, boxes, problems = read_label_file(path, nc)
     return True, classes, boxes, problems
 
