@@ -40,6 +40,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     (``0o666`` less the umask), not ``mkstemp``'s private ``0o600``.
     """
     path = Path(path)
+    if path.is_dir():
+        from .errors import OutputError
+
+        raise OutputError(f"{path} is a folder; give a file name")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -31,14 +31,11 @@ def inspect(
     refused before anything is written.
     """
     from ._validation import Interval, validate_params
-    from .errors import OutputError
 
     validate_params("inspect", {"min_stratum_size": min_stratum_size}, {"min_stratum_size": Interval("int", 1)})
     ds = load_dataset(data, splits=splits, check_images=check_images)
     if json_out is not None:
-        target = Path(json_out).expanduser().resolve()
-        if target in _source_files(ds):
-            raise OutputError(f"{json_out} is one of the dataset's own files; write the summary elsewhere")
+        _refuse_inside_source(ds, json_out, "the summary")
     strata_split = "train" if "train" in ds.splits else next(iter(ds.splits))
     summary = summarize(ds, strata_split=strata_split, min_stratum_size=min_stratum_size)
     if json_out is not None:
@@ -46,6 +43,19 @@ def inspect(
 
         atomic_write_json(json_out, summary)
     return summary
+
+
+def _refuse_inside_source(ds, path: str | os.PathLike, what: str) -> None:
+    """Refuse an output file that is one of the dataset's files or lies in one of its
+    image or label folders (where it would replace a file or become part of the data)."""
+    from .errors import OutputError
+
+    target = Path(path).expanduser().resolve()
+    if target in _source_files(ds):
+        raise OutputError(f"{path} is one of the dataset's own files; write {what} elsewhere")
+    folders = {p.resolve() for p in source_paths(ds) if p.is_dir()} - {ds.root.resolve()}
+    if target.parent in folders:
+        raise OutputError(f"{path} lies in an image or label folder of the dataset; write {what} elsewhere")
 
 
 def _source_files(ds) -> set[Path]:
@@ -228,7 +238,7 @@ def prune(
     if not records:
         raise ParameterError(f"split '{split}' has no readable images to prune")
     out_path = Path(out) if out is not None else default_out(ds.root, reducer.name, keep, budget, split)
-    out_path = check_output_dir(out_path, force=force, protected=source_paths(ds))
+    out_path = check_output_dir(out_path, force=force, protected=source_paths(ds), marks=("manifest.json",))
     # the class floor, before the embedding (its cost) rather than after
     _check_floor(box_statistics(records, ds.nc).presence, keep, budget, min_per_class, split)
     cache_dir = Path(cache) if cache is not None else default_cache_dir(ds.root)
@@ -511,7 +521,7 @@ def _manifest(*, ds, split, data, reducer, sel, picked, usable, records, stats, 
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "source": {
             "data": str(Path(data).expanduser().resolve()),
-            "yaml": str(ds.yaml) if ds.yaml else None,
+            "yaml": str(ds.yaml.resolve()) if ds.yaml else None,
             "root": str(ds.root),
             "split": split,
             "fingerprint": fingerprint,
@@ -623,7 +633,10 @@ def export(
     validate_params("export", {"materialize": materialize}, {"materialize": Options(MATERIALIZE_MODES)})
     m = read_manifest(Path(manifest))
     src = m["source"]
-    ds = load_dataset(src["yaml"] or src["root"], splits=None)
+    where = src["yaml"] or src["root"]
+    if not Path(where).is_absolute():  # older manifests kept the yaml path as typed
+        where = src.get("data") or where
+    ds = load_dataset(where, splits=None)
     split = src["split"]
     records = list(ds.split(split).records)
     fp = fingerprint(ds.names, [r.image for r in records], [r.label for r in records], ds.root)
@@ -637,7 +650,9 @@ def export(
         kept = [by_key[s["path"]] for s in m["selected"]]
     except KeyError as exc:
         raise DatasetError(f"manifest names an image that is not in the source: {exc.args[0]}") from exc
-    out_path = check_output_dir(Path(out), force=force, protected=source_paths(ds))
+    out_path = check_output_dir(
+        Path(out), force=force, protected=[*source_paths(ds), Path(manifest)], marks=("manifest.json",)
+    )
     m = dict(m, materialize=materialize)
     with atomic_output_dir(out_path) as tmp:
         m.update(_write_tree(tmp, out_path, ds, split, kept, materialize))
@@ -686,6 +701,8 @@ def embed(
     t0 = time.perf_counter()
     ds = load_dataset(data, splits=[split])
     records = ds.split(split).records
+    if save is not None:
+        _refuse_inside_source(ds, save, "the matrix")
     cache_dir = Path(cache) if cache is not None else default_cache_dir(ds.root)
     embed_fn = embed_images
     extra: dict = {}

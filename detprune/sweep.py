@@ -190,11 +190,9 @@ def _prepare_out(out: Path, settings: dict, *, force: bool, protected: Sequence[
     state = out / "sweep.json"
     if out.exists() and any(out.iterdir()):
         old = _read_json(state)
-        if old is None or old.get("sweep_version") is None:
-            if not force:
-                raise OutputError(f"{out} exists, is not empty and holds no detprune sweep; "
-                                  "choose another --out or pass --force to replace it")
-            shutil.rmtree(out)
+        if old is None or old.get("sweep_version") is None:  # not ours: never removed
+            raise OutputError(f"{out} exists, is not empty and holds no detprune sweep (no sweep.json); "
+                              "choose another --out or empty it")
         else:
             diff = [k for k in _FIXED if old.get("settings", {}).get(k) != settings[k]]
             if diff and not force:

@@ -83,7 +83,13 @@ def test_refuses_existing_output_and_bad_budgets(data, cache, tmp_path):
     (out / "keep.me").write_text("x")
     with pytest.raises(OutputError, match="--force"):
         pipeline.prune(data, method="srs", keep=0.3, out=out, cache=cache, **FAST)
+    with pytest.raises(OutputError, match="holds no detprune output"):  # not ours: never replaced
+        pipeline.prune(data, method="srs", keep=0.3, out=out, force=True, cache=cache, **FAST)
     assert (out / "keep.me").read_text() == "x"
+    r = pipeline.prune(data, method="srs", keep=0.3, out=tmp_path / "p", cache=cache, **FAST)
+    assert pipeline.prune(data, method="srs", keep=0.2, out=r.out, force=True, cache=cache, **FAST).out == r.out
+    with pytest.raises(OutputError, match="manifest.json"):  # the folder above it holds the manifest
+        pipeline.export(r.out / "manifest.json", out=tmp_path, force=True)
     for kw in ({"keep": 0.0}, {"keep": 1.5}, {"budget": 0}, {"budget": 10**6}, {"keep": 0.3, "budget": 3}):
         with pytest.raises(ParameterError):
             pipeline.prune(data, method="srs", out=tmp_path / "x", cache=cache, **kw, **FAST)
@@ -244,6 +250,15 @@ def test_cli_embed_caches_and_saves(data, tmp_path, capsys):
     assert np.load(tmp_path / "e.npy").shape == (n, 448)
     assert main(args) == 0
     assert f"(0 computed, {n} from cache" in capsys.readouterr().out
+    # --save never replaces a file of the dataset nor writes into its image/label folders
+    image = sorted((data / "images" / "train").glob("*.jpg"))[0]
+    before = tree_digest(data)
+    for target, why in [(data / "data.yaml", "own files"), (image, "own files"),
+                        (data / "labels" / "train" / "new.npy", "label folder"), (tmp_path, "is a folder")]:
+        assert main([*args, "--save", str(target)]) == 1
+        err = capsys.readouterr().err
+        assert why in err and "internal error" not in err
+    assert tree_digest(data) == before
 
 
 @pytest.mark.parametrize("mode", ["list", "copy"])
@@ -378,3 +393,12 @@ def test_report_table_folds_classes_absent_from_the_split(data, cache, tmp_path)
     text = format_prune_report(m, r.out)
     assert all(f"  {n} " in text for n in present)
     assert "absent0" not in text and "(3 classes with no image in this split not shown)" in text
+
+
+def test_export_works_from_any_folder_after_a_relative_prune(data, cache, tmp_path, monkeypatch):
+    monkeypatch.chdir(data.parent)
+    r = pipeline.prune(f"{data.name}/data.yaml", method="srs", keep=0.3, out=tmp_path / "a", cache=cache, **FAST)
+    assert Path(r.manifest["source"]["yaml"]).is_absolute()
+    monkeypatch.chdir(tmp_path)
+    e = pipeline.export(r.out / "manifest.json", out=tmp_path / "b", materialize="copy")
+    assert len(list((e.out / "images" / "train").rglob("*.jpg"))) == r.manifest["kept"]

@@ -207,8 +207,9 @@ def test_refusals_and_bad_parameters(data, tmp_path, capsys):
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
-    with pytest.raises(OutputError, match="holds no detprune sweep"):
-        sweep(data, out=busy, **base)
+    for force in (False, True):  # a folder of the user's is never removed, even with --force
+        with pytest.raises(OutputError, match="holds no detprune sweep"):
+            sweep(data, out=busy, force=force, **base)
     assert (busy / "notes.txt").read_text() == "mine"
     with pytest.raises(OutputError, match="inside the source"):
         sweep(data, out=data.parent / "sweep", **base)

@@ -23,7 +23,9 @@ from ..errors import OutputError
 MATERIALIZE_MODES = ("list", "symlink", "hardlink", "copy")
 
 
-def check_output_dir(out: Path, *, force: bool, protected: Sequence[Path]) -> Path:
+def check_output_dir(
+    out: Path, *, force: bool, protected: Sequence[Path], marks: Sequence[str] = ()
+) -> Path:
     """Refuse an output location that exists non-empty (without force) or overlaps the source.
 
     Parameters
@@ -35,6 +37,10 @@ def check_output_dir(out: Path, *, force: bool, protected: Sequence[Path]) -> Pa
     protected : sequence of Path
         Source folders and files that the output may neither be, contain, nor lie inside
         of an image folder of.
+    marks : sequence of str
+        File names of which an existing non-empty ``out`` must hold one for ``force`` to
+        replace it (e.g. ``manifest.json``: only an earlier output of ours is replaced,
+        never a folder of the user's).
     """
     out = Path(out).expanduser().resolve()
     for p in protected:
@@ -46,8 +52,14 @@ def check_output_dir(out: Path, *, force: bool, protected: Sequence[Path]) -> Pa
     if out.exists():
         if not out.is_dir():
             raise OutputError(f"{out} exists and is not a folder")
-        if any(out.iterdir()) and not force:
-            raise OutputError(f"{out} exists and is not empty; pass --force to replace it")
+        if any(out.iterdir()):
+            if not force:
+                raise OutputError(f"{out} exists and is not empty; pass --force to replace it")
+            if marks and not any((out / m).exists() for m in marks):
+                raise OutputError(
+                    f"{out} is not empty and holds no detprune output (no {' or '.join(marks)}); "
+                    "refusing to replace it even with --force: choose another --out or empty it"
+                )
     return out
 
 
