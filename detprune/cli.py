@@ -374,6 +374,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if order_by not in (None, "random", "manifest"):
         from . import pipeline
 
+        if args.schedule is None:  # before ranking every image with the method
+            from .errors import ParameterError
+
+            raise ParameterError(f"--order-by {order_by} needs --schedule (without one every epoch uses "
+                                 "every image)")
+
         order_by = pipeline.rank(
             args.data, method=order_by, weights=args.weights, imgsz=args.imgsz,
             seed=args.seed, progress=True,

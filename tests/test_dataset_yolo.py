@@ -158,3 +158,19 @@ def test_relative_path_dot_finds_the_dataset_from_another_working_directory(
     ds = load_dataset(yaml)
     assert ds.root == yaml.parent.resolve()
     assert [r.image.name for r in ds.split("train").records] == ["a.jpg"]
+
+
+def test_relative_path_prefers_the_yaml_folder_over_a_look_alike_working_directory(
+        make_dataset, tmp_path, monkeypatch):
+    """ultralytics would read ``path: .`` against the working directory; when that holds
+    another dataset of the same layout, the yaml's own dataset is still the one loaded."""
+    from detprune.dataset import load_dataset
+
+    text = "path: .\ntrain: images/train\nval: images/val\nnames: [x]\n"
+    mine = make_dataset({"train": {"a": None}, "val": {"b": None}}, yaml_text=text)
+    other = make_dataset({"train": {"c": None, "d": None}, "val": {"e": None}}, yaml_text=text,
+                         root=tmp_path / "other")
+    monkeypatch.chdir(other.parent)
+    ds = load_dataset(mine)
+    assert ds.root == mine.parent.resolve()
+    assert [r.image.name for r in ds.split("train").records] == ["a.jpg"]

@@ -329,7 +329,7 @@ def test_dataset_and_output_problems(data, tmp_path, capsys):
     (empty / "images" / "train").mkdir(parents=True)
     (empty / "images" / "val").mkdir(parents=True)
     (empty / "data.yaml").write_text("train: images/train\nval: images/val\nnames: [a]\n")
-    with pytest.raises(DatasetError, match=r"^\S+data\.yaml: train: Error loading data from"):
+    with pytest.raises(DatasetError, match=r"^\S+data\.yaml: split 'train' has no usable images"):
         train(empty, epochs=1, out=tmp_path / "e", measure_energy=False, **TINY)
     busy = tmp_path / "busy"
     busy.mkdir()
@@ -429,3 +429,32 @@ def test_scan_guard_only_acts_inside_its_block(tmp_path):
     assert protected == [str(src)] and src.read_bytes() == data
     uds.verify_image_label(args)  # unguarded: ultralytics rewrites the file
     assert src.read_bytes() != data
+
+
+def test_source_dataset_trains_on_what_detprune_loads(data, tmp_path, monkeypatch):
+    """A source dataset (not a pruned output) with ``path: .``, trained from a folder that
+    holds another dataset, with a 32-bit TIFF that OpenCV cannot decode: ultralytics
+    trains on the dataset's own usable images (ultralytics alone would read ``path``
+    against the working folder, and stop on the TIFF)."""
+    import numpy as np
+    from PIL import Image
+
+    src = data.parent
+    mine = tmp_path / "mine"
+    for split, n in (("train", 12), ("val", 4)):
+        (mine / "images" / split).mkdir(parents=True)
+        (mine / "labels" / split).mkdir(parents=True)
+        for img in sorted((src / "images" / split).glob("*.jpg"))[:n]:
+            shutil.copy(img, mine / "images" / split / img.name)
+            lb = src / "labels" / split / f"{img.stem}.txt"
+            if lb.exists():
+                shutil.copy(lb, mine / "labels" / split / lb.name)
+    Image.fromarray(np.zeros((64, 64), np.int32), mode="I").save(mine / "images/train/deep.tif")
+    (mine / "labels/train/deep.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (mine / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames: [circle, square, triangle, star, ring]\n")
+    monkeypatch.chdir(src)  # sample_data's own images/train (96 images) is here
+    r = train(mine, epochs=1, out=tmp_path / "run", measure_energy=False, plots=False, **TINY)
+    assert r.results["data"]["train_images"] == 12
+    assert r.results["data"]["yaml"] == str((mine / "data.yaml").resolve())
+    listed = (tmp_path / "run" / "source" / "train.txt").read_text().split()
+    assert len(listed) == 12 and all(p.startswith(str(mine)) for p in listed)

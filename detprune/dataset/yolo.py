@@ -103,9 +103,10 @@ def _parse_names(names: object, nc: object, path: Path) -> tuple[str, ...]:
 def _root_candidates(value: object, yaml_path: Path) -> list[Path]:
     """Possible dataset roots for the yaml's ``path``, in order of preference.
 
-    ultralytics resolves a relative ``path`` against the working directory; the
-    yaml's own folder, where such datasets usually live, comes next, so that
-    ``path: .`` or ``path: ../x`` also work when run from elsewhere.
+    A relative ``path`` is read against the yaml's own folder first (what ``path: .``
+    means to the dataset's author), then against the working directory, where
+    ultralytics reads it: so ``path: .`` works from anywhere, and a working directory
+    that holds another dataset of the same layout is not picked instead.
     """
     base = yaml_path.resolve().parent
     if value in (None, ""):
@@ -115,7 +116,7 @@ def _root_candidates(value: object, yaml_path: Path) -> list[Path]:
     p = Path(os.path.expanduser(value))
     if p.is_absolute():
         return [p]
-    return [Path.cwd() / p, base / p]
+    return [base / p, Path.cwd() / p]
 
 
 def resolve_source(root: Path, source: str) -> Path:

@@ -328,6 +328,10 @@ def _candidates(name: str) -> list[Path]:
     return [p / name for p in places]
 
 
+#: checkpoint names the ultralytics assets release publishes (only those are downloaded)
+_ASSET_NAME = re.compile(r"(yolo|rtdetr)[\w.-]*\.pt")
+
+
 def _find_or_fetch(name: str, *, strict: bool) -> Path | None:
     """A local copy of checkpoint ``name``, downloading it when allowed.
 
@@ -338,7 +342,9 @@ def _find_or_fetch(name: str, *, strict: bool) -> Path | None:
         if candidate.is_file():
             return candidate
     dest = weights_dir() / name
-    if not downloads_allowed():
+    if not _ASSET_NAME.fullmatch(name):
+        reason = "not the name of an ultralytics release asset, so nothing to download"
+    elif not downloads_allowed():
         reason = "downloads are disabled (DETPRUNE_OFFLINE is set)"
     else:
         try:
@@ -412,6 +418,14 @@ def resolve_weights(weights: str | os.PathLike = "auto", *, seed: int = 0) -> Re
         if m and not any(c.is_file() for c in _candidates(name)):
             logger.info("weights %s: using the ultralytics variant %su.pt", name, m.group(1))
             name = f"{m.group(1)}u.pt"
+            try:
+                found = _find_or_fetch(name, strict=True)
+            except DetpruneError as exc:
+                raise DetpruneError(
+                    f"{path.name} is not available locally; ultralytics publishes it as {name} "
+                    f"(anchor-free), which was looked for instead: {exc}"
+                ) from None
+            return _plan_checkpoint(found, seed)
         found = _find_or_fetch(name, strict=True)
         assert found is not None
         return _plan_checkpoint(found, seed)

@@ -177,6 +177,36 @@ class _DataPlan:
     entries: dict[str, list[Path]]
     manifest: dict | None
     manifest_path: Path | None
+    #: the user's data.yaml where ``yaml`` is the resolved copy ultralytics trains on
+    origin: Path | None = None
+
+
+def _resolved_source(plan: _DataPlan, out: Path) -> _DataPlan:
+    """A source dataset (not a pruned output) as ultralytics should see it.
+
+    ultralytics reads a relative ``path:`` against the working folder (detprune, like
+    the dataset's author, against the yaml's folder) and stops on an image OpenCV cannot
+    decode. So the splits are listed as detprune loads them -- the usable images only,
+    absolute paths -- in ``out/source/`` (``data.yaml`` and one ``.txt`` per split), and
+    ultralytics trains on that.
+    """
+    from .._io import atomic_write_text
+    from ..dataset import load_dataset
+    from ..dataset.yolo import SPLIT_NAMES
+    from ..export import write_data_yaml
+
+    ds = load_dataset(plan.yaml, splits=[s for s in SPLIT_NAMES if s in plan.entries])
+    folder = out / "source"
+    entries: dict[str, str | list[str]] = {}
+    for name, split in ds.splits.items():
+        if not split.records:
+            raise DatasetError(f"{plan.yaml}: split '{name}' has no usable images (see `detprune inspect`)")
+        lst = folder / f"{name}.txt"
+        atomic_write_text(lst, "".join(f"{r.image}\n" for r in split.records))
+        entries[name] = str(lst)
+    write_data_yaml(folder / "data.yaml", plan.names, entries)
+    return _DataPlan(folder / "data.yaml", plan.names, {k: [Path(v)] for k, v in entries.items()},
+                     None, None, origin=plan.yaml)
 
 
 def _resolve_data(data: str | os.PathLike) -> _DataPlan:
@@ -387,9 +417,19 @@ def _resolve_device(device: str) -> str:
 
         return "0" if torch.cuda.is_available() else "cpu"
     if d == "cuda":
-        return "0"
-    if d.startswith("cuda:"):
-        return d.split(":", 1)[1]
+        d = "0"
+    elif d.startswith("cuda:"):
+        d = d.split(":", 1)[1]
+    if d.isdigit():
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if int(d) >= count:
+            seen = f"{count} CUDA device(s) visible" if count else "no CUDA GPU visible to torch"
+            raise ParameterError(
+                f"The 'device' parameter of train asks for CUDA device {d}, but there is {seen}; "
+                "use 'cpu' or 'auto'."
+            )
     return d
 
 
@@ -1017,6 +1057,8 @@ def train(
     out_path = Path(out).expanduser() if out is not None else default_out(
         plan.yaml, os.fspath(model), epochs, sched_text)
     out_path = _prepare_out(out_path, plan, force)
+    if plan.manifest is None:
+        plan = _resolved_source(plan, out_path)
 
     from .._offline import import_ultralytics
 
@@ -1136,7 +1178,7 @@ def _results(*, trainer, plan: _DataPlan, model_plan: _ModelPlan, log, out: Path
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "out": str(out),
         "ultralytics_dir": str(trainer.save_dir),
-        "data": {"yaml": str(plan.yaml), "names": list(plan.names), "train_images": n,
+        "data": {"yaml": str(plan.origin or plan.yaml), "names": list(plan.names), "train_images": n,
                  "val_images": val_images},
         "model": {**model_plan.info, "transfer": trainer.dp_transfer},
         "settings": settings,
