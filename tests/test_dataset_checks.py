@@ -389,6 +389,7 @@ def test_unlistable_file_names_are_reported_and_left_out(make_dataset, capsys):
     assert sorted(p.file.rsplit("/", 1)[1] for p in bad) == ["lat\\xe9.jpg", "new\\nline.jpg"]
     assert all(p.severity == "error" for p in bad)
     assert not [p for p in ds.split("train").problems if p.kind == "orphan-label"]
+    assert len(ds.split("train").excluded) == 2  # counted as left out
     assert main(["inspect", str(y)]) == 0
     out = capsys.readouterr().out
     assert "lat\\xe9.jpg: error: file name is not valid UTF-8" in out

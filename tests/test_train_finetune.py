@@ -458,3 +458,23 @@ def test_source_dataset_trains_on_what_detprune_loads(data, tmp_path, monkeypatc
     assert r.results["data"]["yaml"] == str((mine / "data.yaml").resolve())
     listed = (tmp_path / "run" / "source" / "train.txt").read_text().split()
     assert len(listed) == 12 and all(p.startswith(str(mine)) for p in listed)
+
+
+def test_moved_pruned_dataset_is_refused(data, tmp_path):
+    """Its data.yaml names the folder it was written in; trained from elsewhere it would
+    train on whatever sits there now."""
+    pruned, _ = _pruned_dir(data, tmp_path)
+    moved = tmp_path / "moved"
+    shutil.move(pruned, moved)
+    pruned.mkdir()
+    (pruned / "train.txt").write_text("")  # something else at the old place
+    with pytest.raises(DatasetError, match=r"moved after it was written.*detprune export"):
+        train(moved, epochs=1, out=tmp_path / "run", **TINY)
+
+
+def test_pruned_list_with_a_deleted_source_image_is_refused(data, tmp_path):
+    pruned, _ = _pruned_dir(data, tmp_path)
+    lines = (pruned / "train.txt").read_text().splitlines()
+    (pruned / "train.txt").write_text("\n".join([*lines, str(tmp_path / "gone.jpg")]) + "\n")
+    with pytest.raises(DatasetError, match=r"1 of the \d+ kept images no longer exist .*gone\.jpg"):
+        train(pruned, epochs=1, out=tmp_path / "run", **TINY)

@@ -240,7 +240,8 @@ def _load_split(
         checked[i] = memo[images[i]] = result
 
     records: list[ImageRecord] = []
-    excluded: list[str] = []
+    # images left out already when listed (names no list can hold), as printed
+    excluded: list[str] = [p.file for p in problems if p.kind == "file-name"]
     for img, lb, ((exists, classes, boxes, label_problems), probe) in zip(
         images, labels, checked, strict=True
     ):

@@ -69,8 +69,9 @@ class CacheWarning(UserWarning):
 
 
 def _warn(message: str) -> None:
+    # a warning only: with no logging handler configured, a logger.warning as well would be
+    # printed a second time (logging's last-resort handler)
     warnings.warn(message, CacheWarning, stacklevel=3)
-    logger.warning(message)
 
 
 def _crc32_array(array: np.ndarray) -> str:

@@ -724,7 +724,6 @@ def _open_store(cache_dir: str | os.PathLike, identity: dict[str, Any]) -> Any:
 
         message = f"embedding cache at {cache_dir} is not usable ({exc}); continuing without it"
         warnings.warn(message, CacheWarning, stacklevel=3)
-        logger.warning(message)
         return None
 
 

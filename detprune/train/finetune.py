@@ -247,6 +247,20 @@ def _resolve_data(data: str | os.PathLike) -> _DataPlan:
     if candidate.is_file():
         manifest = read_manifest(candidate)
         manifest_path = candidate
+        outside = [x for x in entries["train"] if not x.resolve().is_relative_to(p.parent)]
+        if outside:  # its data.yaml names where it was written: the folder was moved
+            raise DatasetError(
+                f"{p}: this pruned dataset's train entry is {outside[0]}, outside its folder: it was "
+                f"moved after it was written. Rebuild it here with `detprune export {candidate} --out DIR`"
+            )
+        for lst in (x for x in entries["train"] if x.suffix == ".txt"):
+            listed = [ln.strip() for ln in lst.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            gone = [x for x in listed if os.path.isabs(x) and not os.path.exists(x)]
+            if gone:  # ultralytics would train on the others without a word
+                raise DatasetError(
+                    f"{lst}: {len(gone)} of the {len(listed)} kept images no longer exist (first: "
+                    f"{gone[0]}); the source changed since the prune: restore them or prune again"
+                )
     return _DataPlan(p, tuple(cfg["names"]), entries, manifest, manifest_path)
 
 
