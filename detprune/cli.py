@@ -603,6 +603,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.debug:
         warnings.showwarning = _show_warning
     try:
+        from ._interrupt import install
+
+        install()
         return args.func(args)
     except DetpruneError as exc:
         if args.debug:

@@ -541,7 +541,10 @@ def sweep(
         if on_event is not None:
             on_event(kind, cell, info)
 
+    from ._interrupt import check as check_interrupt
+
     for cell in cells:
+        check_interrupt()  # a Ctrl-C that landed in garbage collection was swallowed there
         cdir = out_path / "cells" / cell.id
         done = _finished(cell, cdir, epochs_for, source_fp)
         if done is not None:

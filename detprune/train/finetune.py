@@ -748,6 +748,9 @@ def _trainer_class() -> type:
             return super().preprocess_batch(batch)
 
         def optimizer_step(self):
+            from .._interrupt import check
+
+            check()  # a Ctrl-C swallowed in garbage collection stops the run here
             self._dp_record()["optimizer_steps"] += 1
             return super().optimizer_step()
 

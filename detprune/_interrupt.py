@@ -1,0 +1,35 @@
+"""Ctrl-C that cannot be lost (private).
+
+Python raises ``KeyboardInterrupt`` wherever the main thread happens to be; when that
+is inside a ``__del__`` or weakref callback (garbage collection, e.g. in torch or
+ultralytics), the exception is printed as "Exception ignored in ..." and the program
+carries on. The CLI installs :func:`install`; long loops call :func:`check` between
+their steps, which raises ``KeyboardInterrupt`` if Ctrl-C was pressed at any time.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+__all__ = ["check", "install"]
+
+_pressed = threading.Event()
+
+
+def _handler(signum, frame) -> None:
+    _pressed.set()
+    raise KeyboardInterrupt
+
+
+def install() -> None:
+    """Remember every Ctrl-C (main thread only; a no-op elsewhere)."""
+    if threading.current_thread() is threading.main_thread():
+        _pressed.clear()
+        signal.signal(signal.SIGINT, _handler)
+
+
+def check() -> None:
+    """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed since :func:`install`."""
+    if _pressed.is_set():
+        raise KeyboardInterrupt
