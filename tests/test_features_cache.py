@@ -291,3 +291,23 @@ def test_unwritable_cache_dir_is_not_fatal(dataset, tmp_path):
             paths[:2], weights="yolov5n.yaml", imgsz=IMGSZ, progress=False, cache_dir=blocker
         )
     assert e.ok.all() and e.cache["dir"] is None
+
+
+def test_read_only_store_is_read_not_bypassed(tmp_path, monkeypatch):
+    """A cache that cannot be written (shared, archived, immutable): its lock file cannot
+    be opened for writing, yet its vectors are read (under a shared lock)."""
+    import builtins
+
+    keys, sizes, mtimes = _stamp(6)
+    v = _vectors(6)
+    EmbeddingCache(tmp_path, IDENTITY).add(keys, sizes, mtimes, v)
+    real_open = builtins.open
+
+    def read_only(file, mode="r", *a, **k):
+        if str(file).endswith(".lock") and any(c in mode for c in "aw+"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, mode, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", read_only)
+    hit, out = _read(EmbeddingCache(tmp_path, IDENTITY), keys, sizes, mtimes)
+    assert hit.all() and np.array_equal(out, v)

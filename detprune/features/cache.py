@@ -102,8 +102,16 @@ def _locked(folder: Path) -> Iterator[None]:
     except ImportError:  # Windows: single-writer assumption
         yield
         return
-    with open(folder / ".lock", "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+    try:
+        fh, mode = open(folder / ".lock", "a+b"), fcntl.LOCK_EX
+    except OSError:  # a read-only store (a shared or archived cache): read it under a shared lock
+        try:
+            fh, mode = open(folder / ".lock", "rb"), fcntl.LOCK_SH
+        except OSError:
+            yield
+            return
+    with fh:
+        fcntl.flock(fh.fileno(), mode)
         try:
             yield
         finally:
