@@ -13,6 +13,7 @@ from pathlib import Path
 from ._validation import IsNone
 from ._version import __version__
 from .dataset import load_dataset, source_paths
+from .dataset.load import source_files
 from .dataset.summary import summarize
 
 
@@ -51,23 +52,12 @@ def _refuse_inside_source(ds, path: str | os.PathLike, what: str) -> None:
     from .errors import OutputError
 
     target = Path(path).expanduser().resolve()
-    if target in _source_files(ds):
+    # only an existing path can be a file of the dataset (resolving every image is slow)
+    if target.exists() and target in source_files(ds):
         raise OutputError(f"{path} is one of the dataset's own files; write {what} elsewhere")
     folders = {p.resolve() for p in source_paths(ds) if p.is_dir()} - {ds.root.resolve()}
     if target.parent in folders:
         raise OutputError(f"{path} lies in an image or label folder of the dataset; write {what} elsewhere")
-
-
-def _source_files(ds) -> set[Path]:
-    """The dataset's own files (resolved): data.yaml, list files, images and labels."""
-    files = {p.resolve() for p in source_paths(ds) if p.is_file()}
-    for sp in ds.splits.values():
-        files.update(Path(e).resolve() for e in sp.excluded)
-        for r in sp.records:
-            files.add(r.image.resolve())
-            if r.label is not None:
-                files.add(r.label.resolve())
-    return files
 
 
 # ----------------------------------------------------------------------------- prune
@@ -295,8 +285,8 @@ def prune(
                     f"only {len(candidates)} images remain after removing near-duplicates; "
                     f"the budget of {want} is larger"
                 )
-        _check_floor(stats.presence[candidates], keep, want if keep is None else None, min_per_class,
-                     split, want=want, after="embedding" if dedup_info is None else "near-duplicate removal")
+        _check_floor(stats.presence[candidates], keep, budget, min_per_class, split, want=want,
+                     after="embedding" if dedup_info is None else "near-duplicate removal")
         sel = stratified_select(
             reducer, X if dedup_info is None else X[candidates], want,  # no copy of X
             strata=strata.labels[candidates],

@@ -449,3 +449,16 @@ def source_paths(ds: Dataset) -> list[Path]:
             if r.label is not None:
                 paths.add(r.label.parent)
     return sorted(paths)
+
+
+def source_files(ds: Dataset) -> set[Path]:
+    """The dataset's own files, resolved: data.yaml, list files, images (readable or left
+    out) and labels (the files of the places :func:`source_paths` lists)."""
+    files = {p.resolve() for p in source_paths(ds) if p.is_file()}
+    for sp in ds.splits.values():
+        files.update(Path(e).resolve() for e in sp.excluded)
+        for r in sp.records:
+            files.add(r.image.resolve())
+            if r.label is not None:
+                files.add(r.label.resolve())
+    return files

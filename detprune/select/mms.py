@@ -57,7 +57,7 @@ import numpy as np
 
 from .._validation import Interval, Options, param_error
 from . import _device
-from ._project import Projection, principal_axes, project_rows
+from ._project import Projection, principal_axes
 from ._threads import Workers, single_threaded_blas
 from .base import Reducer
 
@@ -323,7 +323,7 @@ class _Screen:
 
 def _project_chunk(X: np.ndarray, out: np.ndarray, a: int, b: int, V: np.ndarray) -> None:
     """``out[a:b] = fl32(X[a:b]) @ V`` (one task)."""
-    project_rows(X[a:b].astype(np.float32), out[a:b], 0, b - a, V)
+    out[a:b] = X[a:b].astype(np.float32) @ V
 
 
 class _TorchBackend:

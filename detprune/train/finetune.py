@@ -121,6 +121,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._interrupt import check as check_interrupt
 from .._validation import InstanceOf, Interval, IsNone, Options, Predicate, validate_params
 from .._version import __version__
 from ..errors import DatasetError, DetpruneError, OutputError, ParameterError
@@ -748,9 +749,7 @@ def _trainer_class() -> type:
             return super().preprocess_batch(batch)
 
         def optimizer_step(self):
-            from .._interrupt import check
-
-            check()  # a Ctrl-C swallowed in garbage collection stops the run here
+            check_interrupt()  # a Ctrl-C swallowed in garbage collection stops the run here
             self._dp_record()["optimizer_steps"] += 1
             return super().optimizer_step()
 
