@@ -245,6 +245,38 @@ def _finished(cell: Cell, cdir: Path, epochs_for: Callable[[int], int],
     return manifest, results
 
 
+def _earlier_rows(out: Path, current: set[str], epochs_for: Callable[[int], int], source_fp: str,
+                  n_full: int, match: str, embed_energy: dict) -> list[dict]:
+    """Rows of the finished cells in ``out/cells`` that the current grid does not name.
+
+    A sweep folder is resumed only with the same fixed settings, so a cell that an
+    earlier run finished (with a larger grid: more methods, ratios or seeds) is as
+    valid as one of this run while :func:`_finished` accepts it (same split
+    fingerprint, planned epochs); it keeps its row in ``results.csv``. Order: seed,
+    then the baseline, then kept fraction and method.
+    """
+    found: list[tuple[tuple, dict]] = []
+    try:
+        folders = sorted(p for p in (out / "cells").iterdir() if p.is_dir())
+    except OSError:
+        return []
+    for cdir in folders:
+        if cdir.name in current:
+            continue
+        manifest = _read_json(cdir / "data" / "manifest.json") or {}
+        seed, keep, method = manifest.get("seed"), manifest.get("keep"), manifest.get("method")
+        if not isinstance(seed, int) or not isinstance(keep, int | float) or not isinstance(method, str):
+            continue
+        cell = Cell(FULL, 1.0, seed) if cdir.name == f"{FULL}-s{seed}" else Cell(method, keep, seed)
+        if cell.id != cdir.name:  # not a cell folder of ours
+            continue
+        done = _finished(cell, cdir, epochs_for, source_fp)
+        if done is not None:
+            key = (seed, cell.method != FULL, keep, method)
+            found.append((key, _row(cell, cdir, out, *done, n_full, match, embed_energy)))
+    return [row for _, row in sorted(found, key=lambda kr: kr[0])]
+
+
 def _row(cell: Cell, cdir: Path, out: Path, manifest: dict, results: dict, n_full: int,
          match: str, embed_energy: dict) -> dict:
     """One ``results.csv`` row from a cell's manifest and training results."""
@@ -543,6 +575,9 @@ def sweep(
 
     from ._interrupt import check as check_interrupt
 
+    # finished cells of earlier runs over a larger grid stay in results.csv and the report
+    earlier = _earlier_rows(out_path, {c.id for c in cells}, epochs_for, source_fp, n_full, match,
+                            embed_energy)
     for cell in cells:
         check_interrupt()  # a Ctrl-C that landed in garbage collection was swallowed there
         cdir = out_path / "cells" / cell.id
@@ -580,12 +615,14 @@ def sweep(
             continue
         rows[cell.id] = _row(cell, cdir, out_path, manifest, tr.results, n_full, match, embed_energy)
         emit("done", cell, rows[cell.id])
-        _write_csv(csv_path, [rows[c.id] for c in cells if c.id in rows])
+        _write_csv(csv_path, [rows[c.id] for c in cells if c.id in rows] + earlier)
 
     ordered = [rows[c.id] for c in cells if c.id in rows]
-    _write_csv(csv_path, ordered)
+    earlier = _earlier_rows(out_path, {c.id for c in cells}, epochs_for, source_fp, n_full, match,
+                            embed_energy)
+    _write_csv(csv_path, ordered + earlier)
     report_path = None
-    if report and ordered:
+    if report and (ordered or earlier):
         report_path = write_sweep_report(out_path, command=command)
     elif command is not None:
         _record_command(out_path, command)

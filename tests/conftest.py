@@ -12,6 +12,14 @@ import pytest
 # instead of trying a download. Tests of the download path unset it themselves.
 os.environ.setdefault("DETPRUNE_OFFLINE", "1")
 
+# Test modules import ultralytics at collection (``pytest.importorskip``), before any
+# detprune code path could configure it: ultralytics fixes its config folder and offline
+# flag at import, so without this a partial run (e.g. tests/test_sweep.py with the train
+# tests) used ~/.config/Ultralytics, found no Arial.ttf there and tried to download it.
+from detprune._offline import configure_offline  # light: no ultralytics import
+
+configure_offline()
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = ROOT / "sample_data"
 SHARED = ROOT.parent / "shared"

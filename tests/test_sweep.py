@@ -140,10 +140,22 @@ def test_sweep_writes_every_file_and_resumes(data, tmp_path, capsys, no_network)
     assert "[srs-k0.5-s0] srs keep 0.5, seed 0 ..." in text
     assert [r["method"] for r in _rows(out)] == ["full", "srs", "mms"]
 
-    # extending the grid reuses the finished cells
+    # extending the grid reuses the finished cells; a cell of the earlier grid that this
+    # run does not name (mms) keeps its row in results.csv and the report
     assert main([*args[:3], "srs", args[4], "0.5,0.25", *args[6:]]) == 0
     text = capsys.readouterr().out
     assert text.count("finished before, skipped") == 2
+    after = _rows(out)
+    assert [(r["method"], r["keep"]) for r in after] == [
+        ("full", "1"), ("srs", "0.5"), ("srs", "0.25"), ("mms", "0.5")]
+    assert after[3] == mms
+    with open(out / "summary.csv", newline="") as f:
+        assert {r["method"] for r in csv.DictReader(f)} == {"full", "srs", "mms"}
+
+    # a cell of the earlier grid that is no longer valid (its results gone) drops out
+    (out / mms["run_dir"] / "train" / "results.json").unlink()
+    assert main([*args[:3], "srs", args[4], "0.5", *args[6:]]) == 0
+    capsys.readouterr()
     assert [(r["method"], r["keep"]) for r in _rows(out)] == [
         ("full", "1"), ("srs", "0.5"), ("srs", "0.25")]
 
