@@ -277,7 +277,9 @@ def _add_embed(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data")
     p.add_argument("--split", default="train")
     p.add_argument("--quiet", action="store_true")
-    p.add_argument("--save", default=None, metavar="FILE.npy", help="also save the matrix as .npy")
+    p.add_argument("--save", default=None, metavar="FILE.npy",
+                   help="also save the matrix as .npy, with the images in row order in "
+                        "FILE.images.txt beside it")
     p.add_argument("--engine", default="local", choices=["local", "ray"],
                    help="local: this machine (default); ray: a Ray cluster, one model per actor, "
                         "GPU actors when it has GPUs (needs `pip install \"detprune[ray]\"`; "
@@ -305,6 +307,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         f"({r['computed']} computed, {r['cached']} from cache, {r['failed']} failed) "
         f"in {r['seconds']:.1f}s; weights: {r['weights']}"
     )
+    if r.get("saved"):
+        print(f"  saved: {r['saved'][0]} (rows in the order of {r['saved'][1]})")
     ray_run = r.get("ray") or {}
     if ray_run.get("shards"):
         print(

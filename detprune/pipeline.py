@@ -654,6 +654,23 @@ def export(
     return PruneResult(out_path, m)
 
 
+def saved_order_path(save: str | os.PathLike) -> Path:
+    """The image list written beside ``embed --save FILE.npy``: ``FILE.images.txt``.
+
+    Parameters
+    ----------
+    save : path-like
+        The matrix file.
+
+    Returns
+    -------
+    Path
+    """
+    save = Path(save).expanduser()
+    stem = save.name[:-4] if save.name.lower().endswith(".npy") else save.name
+    return save.with_name(f"{stem}.images.txt")
+
+
 def embed(
     data: str | os.PathLike,
     *,
@@ -677,6 +694,11 @@ def embed(
     private local instance, ``"auto"`` joins the running cluster; ``ray_actors``
     sets the actor pool size) and merges the workers' shards into the same cache;
     see :mod:`detprune.features.ray_engine` and ``docs/scaling.md``.
+
+    ``save`` writes the ``(n, d)`` float32 matrix as ``.npy`` (row ``i`` embeds the
+    split's ``i``-th usable image; rows of images that could not be embedded are NaN)
+    and, beside it, the images in row order, one absolute path per line
+    (:func:`saved_order_path`: ``FILE.images.txt``).
     """
     from ._validation import InstanceOf, Interval, Options, validate_params
     from .features import embed_images
@@ -691,8 +713,11 @@ def embed(
     t0 = time.perf_counter()
     ds = load_dataset(data, splits=[split])
     records = ds.split(split).records
+    order = None
     if save is not None:
         _refuse_inside_source(ds, save, "the matrix")
+        order = saved_order_path(save)
+        _refuse_inside_source(ds, order, "the image list")
     cache_dir = Path(cache) if cache is not None else default_cache_dir(ds.root)
     embed_fn = embed_images
     extra: dict = {}
@@ -715,6 +740,8 @@ def embed(
 
         buf = io.BytesIO()
         np.save(buf, emb.vectors)
+        # the row order first: a matrix never sits beside another run's list
+        atomic_write_bytes(order, "".join(f"{r.image}\n" for r in records).encode("utf-8"))
         atomic_write_bytes(Path(save), buf.getvalue())
     w = emb.weights
     return {
@@ -726,6 +753,7 @@ def embed(
         "failures": [(str(p), r) for p, r in emb.failures],
         "seconds": time.perf_counter() - t0,
         "weights": str(w),
+        "saved": None if save is None else (str(save), str(order)),
         "engine": engine,
         "ray": emb.settings.get("ray"),
     }

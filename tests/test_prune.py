@@ -248,6 +248,20 @@ def test_cli_embed_caches_and_saves(data, tmp_path, capsys):
     assert main([*args, "--save", str(tmp_path / "e.npy")]) == 0
     assert f"({n} computed, 0 from cache, 0 failed)" in capsys.readouterr().out
     assert np.load(tmp_path / "e.npy").shape == (n, 448)
+    # the row order beside it: the split's images, absolute paths, one per line
+    listed = (tmp_path / "e.images.txt").read_text().splitlines()
+    assert sorted(listed) == sorted(str(p) for p in (data / "images" / "train").glob("*.jpg"))
+    assert all(Path(p).is_absolute() for p in listed)
+    # row i is the embedding of listed[i]: a one-image dataset embeds it to the same vector
+    one = tmp_path / "one"
+    (one / "images" / "train").mkdir(parents=True)
+    shutil.copy(listed[3], one / "images" / "train" / Path(listed[3]).name)
+    (one / "data.yaml").write_text((data / "data.yaml").read_text().replace("images/val", "images/train"))
+    solo = ["embed", str(one / "data.yaml"), *args[2:-1], str(tmp_path / "c2")]  # own cache
+    assert main([*solo, "--save", str(tmp_path / "solo")]) == 0
+    assert (tmp_path / "solo.images.txt").read_text() == f"{one / 'images' / 'train' / Path(listed[3]).name}\n"
+    np.testing.assert_allclose(np.load(tmp_path / "solo")[0], np.load(tmp_path / "e.npy")[3], atol=1e-5)
+    assert "rows in the order of" in capsys.readouterr().out
     assert main(args) == 0
     assert f"(0 computed, {n} from cache" in capsys.readouterr().out
     # --save never replaces a file of the dataset nor writes into its image/label folders
