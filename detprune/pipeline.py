@@ -46,6 +46,18 @@ def inspect(
     return summary
 
 
+def _check_embedding_params(owner: str, imgsz, batch, workers, device) -> None:
+    """The embedding's own parameters, checked before the dataset is read (and before the
+    weights, whose fallback warns) and named after the command; the embedder checks them
+    again, as ``embed_images``."""
+    from ._validation import validate_params
+    from .features.embed import _CONSTRAINTS, _resolve_device
+
+    params = {"imgsz": imgsz, "batch": batch, "workers": workers}
+    validate_params(owner, params, {k: _CONSTRAINTS[k] for k in params})
+    _resolve_device(device, owner)
+
+
 def _refuse_inside_source(ds, path: str | os.PathLike, what: str) -> None:
     """Refuse an output file that is one of the dataset's files or lies in one of its
     image or label folders (where it would replace a file or become part of the data)."""
@@ -214,6 +226,7 @@ def prune(
          "knn_index": Options(("exact", "auto", "ivf", "hnsw")),
          "embed_seed": [Interval("int", 0), IsNone()]},
     )
+    _check_embedding_params("prune", imgsz, batch, workers, device)
     if (keep is None) == (budget is None):
         raise ParameterError("give exactly one of --keep (a fraction) or --budget (a number of images)")
     from .select import get_reducer
@@ -710,6 +723,8 @@ def embed(
          "ray_address": [IsNone(), InstanceOf(str, "a Ray address ('auto' or 'HOST:PORT')")],
          "ray_actors": [IsNone(), Interval("int", 1)]},
     )
+    # a Ray cluster's devices are checked by its engine (this machine may have no GPU)
+    _check_embedding_params("embed", imgsz, batch, workers, device if engine == "local" else "cpu")
     t0 = time.perf_counter()
     ds = load_dataset(data, splits=[split])
     records = ds.split(split).records

@@ -416,3 +416,19 @@ def test_export_works_from_any_folder_after_a_relative_prune(data, cache, tmp_pa
     monkeypatch.chdir(tmp_path)
     e = pipeline.export(r.out / "manifest.json", out=tmp_path / "b", materialize="copy")
     assert len(list((e.out / "images" / "train").rglob("*.jpg"))) == r.manifest["kept"]
+
+
+@pytest.mark.parametrize("cmd", ["prune", "embed"])
+@pytest.mark.parametrize(("opt", "value", "says"), [
+    ("--imgsz", "33", "The 'imgsz' parameter of {cmd} must be an int >= 32 and a multiple of 32. Got 33 instead."),
+    ("--batch", "0", "The 'batch' parameter of {cmd} must be an int >= 1. Got 0 instead."),
+    ("--device", "tpu", "The 'device' parameter of {cmd} must be 'auto', 'cpu', 'cuda', 'cuda:N' or an int. "
+                        "Got 'tpu' instead."),
+])
+def test_embedding_options_are_checked_first_in_the_commands_terms(tmp_path, capsys, cmd, opt, value, says):
+    # before the dataset is read (it does not exist here) and before the weights' fallback
+    # warning: one line naming the command, not an internal function
+    extra = ["--keep", "0.3", "--out", str(tmp_path / "o")] if cmd == "prune" else []
+    assert main([cmd, str(tmp_path / "missing"), *extra, opt, value, "--weights", "auto"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"detprune: error: {says.format(cmd=cmd)}\n"

@@ -129,7 +129,7 @@ class Embeddings:
         return int(self.vectors.shape[0])
 
 
-def _resolve_device(device: Any) -> Any:
+def _resolve_device(device: Any, owner: str = "embed_images") -> Any:
     import torch
 
     if isinstance(device, torch.device):
@@ -142,12 +142,12 @@ def _resolve_device(device: Any) -> Any:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ParameterError(
-            f"The 'device' parameter of embed_images must be 'auto', 'cpu', 'cuda', 'cuda:N' or an int. "
+            f"The 'device' parameter of {owner} must be 'auto', 'cpu', 'cuda', 'cuda:N' or an int. "
             f"Got {device!r} instead."
         ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError(
-            f"The 'device' parameter of embed_images must name an available device. Got {device!r} "
+            f"The 'device' parameter of {owner} must name an available device. Got {device!r} "
             "instead (CUDA is not available)."
         )
     return dev
@@ -584,6 +584,7 @@ def embed_images(
                 f"The 'keys' parameter of embed_images must have one key per path ({n}). "
                 f"Got {len(keys)} instead."
             )
+    device = _resolve_device(device)  # before the weights: their fallback warns
     resolved = resolve_weights(weights, seed=seed)
     embedder = Embedder(resolved, imgsz=imgsz, device=device, seed=seed)
     settings, identity = embedding_identity(
