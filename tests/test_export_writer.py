@@ -153,3 +153,27 @@ def test_unwritable_output_parent_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match=r"cannot create the output folder .*out: Permission denied"):
         with atomic_output_dir(tmp_path / "out"):
             pass
+
+
+@pytest.mark.parametrize("mode", ["list", "symlink", "hardlink", "copy"])
+def test_images_of_one_stem_share_their_label_in_every_mode(tmp_path, mode):
+    """``a.jpg`` and ``a.png`` pair with the one ``a.txt`` (ultralytics' rule); linking it
+    twice failed with 'File exists' in symlink and hardlink modes."""
+    from detprune.dataset.yolo import label_path_for
+
+    src = tmp_path / "src"
+    imgs = [write_image(src / "images/train/a.jpg", seed=1), write_image(src / "images/train/a.png", seed=2),
+            write_image(src / "images/train/b.png", seed=3)]
+    labels = [write_text(src / "labels/train/a.txt", "1 0.5 0.5 0.1 0.1\n")] * 2 + [
+        write_text(src / "labels/train/b.txt", "0 0.5 0.5 0.1 0.1\n0 0.5 0.5 0.1\n")]
+    out = tmp_path / "out"
+    with atomic_output_dir(out) as tmp:
+        entry = materialize_split(tmp, out, "train", imgs, labels, mode, cleaned={2: "0 0.5 0.5 0.1 0.1\n"},
+                                  copies={0} if mode == "list" else ())
+    if mode == "list":
+        listed = [Path(p) for p in Path(entry).read_text().split()]
+    else:
+        listed = sorted(Path(entry).rglob("*.*"))
+    assert sorted(p.name for p in listed) == ["a.jpg", "a.png", "b.png"]
+    found = {p.name: label_path_for(p).read_text() for p in listed}
+    assert found == {"a.jpg": "1 0.5 0.5 0.1 0.1\n", "a.png": "1 0.5 0.5 0.1 0.1\n", "b.png": "0 0.5 0.5 0.1 0.1\n"}

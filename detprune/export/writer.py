@@ -161,6 +161,9 @@ def materialize_split(
     """
     cleaned = cleaned or {}
     local = set(cleaned) | set(copies)
+    # images of one stem in two formats (a.jpg, a.png) share one label file, as in ultralytics:
+    # it is written once
+    written: set[Path] = set()
     names = tree_names(images) if (mode != "list" or local) else []
     if mode == "list":
         listed = [str(p) for p in images]
@@ -174,19 +177,26 @@ def materialize_split(
                 except OutputError:
                     _link(images[i], dst, "copy")
             lb_dst = _label_dst(tmp, out, split, names[i])
-            if i in cleaned:
+            if lb_dst in written:
+                pass
+            elif i in cleaned:
                 atomic_write_text(lb_dst, cleaned[i])
             elif labels[i] is not None:
                 _link(labels[i], lb_dst, "copy")  # type: ignore[arg-type]
+            written.add(lb_dst)
             listed[i] = str(out / "images" / split / names[i])
         atomic_write_text(tmp / f"{split}.txt", "".join(f"{p}\n" for p in listed))
         return str(out / f"{split}.txt")
     for i, (rel, img, lb) in enumerate(zip(names, images, labels, strict=True)):
         _link(img, tmp / "images" / split / rel, "copy" if i in copies else mode)
+        lb_dst = _label_dst(tmp, out, split, rel)
+        if lb_dst in written:
+            continue
         if i in cleaned:
-            atomic_write_text(_label_dst(tmp, out, split, rel), cleaned[i])
+            atomic_write_text(lb_dst, cleaned[i])
         elif lb is not None:
-            _link(lb, _label_dst(tmp, out, split, rel), mode)
+            _link(lb, lb_dst, mode)
+        written.add(lb_dst)
     return str(out / "images" / split)
 
 
