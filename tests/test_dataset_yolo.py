@@ -100,6 +100,13 @@ def test_bare_folder_with_and_without_splits(tmp_path):
     assert list(ds.splits) == ["train"] and ds.names == ("0", "1", "2", "3", "4")
     write_text(root / "classes.txt", "a\nb\nc\nd\ne\n")
     assert load_dataset(root).names == ("a", "b", "c", "d", "e")
+    # a byte-order mark (Windows editors) is not part of the first name; CRLF lines
+    (root / "classes.txt").write_bytes("\ufeff猫\r\nb\r\n\r\nc\r\nd\r\ne\r\n".encode())
+    assert load_dataset(root).names == ("猫", "b", "c", "d", "e")
+    # not UTF-8: one line naming the file, not a UnicodeDecodeError
+    (root / "classes.txt").write_bytes(b"caf\xe9\nb\nc\nd\ne\n")
+    with pytest.raises(DatasetError, match=r"classes\.txt: class names are not UTF-8 text \(byte 3"):
+        load_dataset(root)
     split_root = tmp_path / "bare2"
     write_image(split_root / "images/train/a.jpg")
     write_image(split_root / "images/val/b.jpg")
@@ -174,3 +181,18 @@ def test_relative_path_prefers_the_yaml_folder_over_a_look_alike_working_directo
     ds = load_dataset(mine)
     assert ds.root == mine.parent.resolve()
     assert [r.image.name for r in ds.split("train").records] == ["a.jpg"]
+
+
+def test_hidden_files_are_skipped_as_ultralytics_glob_skips_them(make_dataset, tmp_path):
+    import glob
+
+    y = make_dataset({"train": {"a": BOX, "b": BOX}})
+    train = y.parent / "images" / "train"
+    (train / "._a.jpg").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")  # not an image
+    write_image(train / ".hidden" / "c.jpg")
+    split = load_dataset(y).split("train")
+    assert sorted(r.image.name for r in split.records) == ["a.jpg", "b.jpg"]
+    assert not [p for p in split.problems if p.severity == "error"]
+    # what ultralytics lists for a folder: glob of **/*.* (dot names skipped)
+    theirs = sorted(Path(p).name for p in glob.glob(str(train / "**" / "*.*"), recursive=True))
+    assert theirs == ["a.jpg", "b.jpg"]

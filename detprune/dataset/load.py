@@ -186,7 +186,14 @@ def _bare_folder(p: Path) -> tuple[Path, tuple[str, ...] | None, dict[str, list[
     names = None
     for candidate in (p / "classes.txt", p / "labels" / "classes.txt"):
         if candidate.is_file():
-            lines = [x.strip() for x in candidate.read_text(encoding="utf-8").splitlines()]
+            try:  # a byte-order mark is not part of the first name
+                text = candidate.read_text(encoding="utf-8-sig")
+            except UnicodeDecodeError as exc:
+                raise DatasetError(f"{candidate}: class names are not UTF-8 text (byte {exc.start}: "
+                                   f"{exc.reason}); save it as UTF-8") from None
+            except OSError as exc:
+                raise DatasetError(f"{candidate}: cannot read the class names ({exc.strerror or exc})") from None
+            lines = [x.strip() for x in text.splitlines()]
             names = tuple(x for x in lines if x) or None
             break
     return p.resolve(), names, sources

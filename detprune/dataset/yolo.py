@@ -159,13 +159,15 @@ def list_images(source: Path, problems: list[Problem]) -> list[Path]:
     """List the images of one split source: a folder (recursive) or a .txt list.
 
     Missing entries of a .txt list are recorded in ``problems`` with their line.
+    In a folder, hidden files and folders (``.name``: e.g. macOS' ``._photo.jpg``
+    resource forks) are skipped, as ultralytics' glob skips them.
     """
     if source.is_dir():
         found: list[str] = []
         for dirpath, dirnames, filenames in os.walk(source, followlinks=True):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for f in filenames:
-                if not is_image(f):
+                if f.startswith(".") or not is_image(f):
                     continue
                 path = os.path.join(dirpath, f)
                 why = unlistable_name(path)
