@@ -196,3 +196,21 @@ def test_hidden_files_are_skipped_as_ultralytics_glob_skips_them(make_dataset, t
     # what ultralytics lists for a folder: glob of **/*.* (dot names skipped)
     theirs = sorted(Path(p).name for p in glob.glob(str(train / "**" / "*.*"), recursive=True))
     assert theirs == ["a.jpg", "b.jpg"]
+
+
+def test_a_missing_test_split_is_a_warning_a_missing_val_split_an_error(make_dataset):
+    """ultralytics checks only val (and train to train on): a data.yaml naming a test
+    folder that was never downloaded still trains, so it is still pruned."""
+    y = make_dataset({"train": {"a": BOX}, "val": {"b": BOX}})
+    base = y.read_text()
+    y.write_text(base + "test: images/never_downloaded\n")
+    ds = load_dataset(y)
+    test = ds.split("test")
+    assert not test.records
+    assert [(p.kind, p.severity) for p in test.problems] == [("missing-split-source", "warning")]
+    assert "never_downloaded" in test.problems[0].file
+    assert len(ds.split("train").records) == 1
+    assert not [p for p in ds.problems if p.kind == "empty-split"]  # reported once, not twice
+    y.write_text(base.replace("val: images/val", "val: images/nope"))
+    with pytest.raises(DatasetError, match="images/nope: split source does not exist"):
+        load_dataset(y)

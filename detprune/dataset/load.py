@@ -25,6 +25,8 @@ from .yolo import (
 )
 
 _YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
+#: splits whose missing source is an error (ultralytics needs them to train and validate)
+_NEEDED_SPLITS = ("train", "val")
 _UNLIMITED_CLASSES = 1 << 30
 
 
@@ -144,6 +146,7 @@ def _load(
         Problem("empty-split", where, None, f"split '{name}' has no images", "warning")
         for name, sp in built.items()
         if not sp.records and not sp.excluded
+        and not any(p.kind == "missing-split-source" for p in sp.problems)
     ]
     return Dataset(root=root, yaml=yaml_path, names=tuple(names), splits=built, problems=tuple(notes))
 
@@ -218,6 +221,14 @@ def _load_split(
     label_dirs: list[Path] = []
     for entry in entries:
         source = resolve_source(root, entry)
+        if split not in _NEEDED_SPLITS and not source.exists():
+            # ultralytics checks only val (and train, to train); a missing test split is
+            # reported, not fatal
+            problems.append(Problem(
+                "missing-split-source", str(source), None,
+                f"split '{split}' source does not exist; the split is left empty", "warning",
+            ))
+            continue
         images.extend(list_images(source, problems))
         if source.is_dir():
             label_dirs.append(label_path_for(source / "x.jpg").parent)
