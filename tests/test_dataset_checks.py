@@ -412,6 +412,9 @@ def test_repeated_class_names_are_made_unique_and_warned(make_dataset):
     ds = load_dataset(y)
     assert ds.names == ("cat", "cat (1)")
     assert [p.kind for p in ds.all_problems()] == ["duplicate-class-name"]
+    assert ds.yaml_names == ("cat", "cat")  # what outputs write: the dataset's own names
+    y.write_text(y.read_text().replace("1: cat", "1: dog"))
+    assert load_dataset(y).source_names is None and load_dataset(y).yaml_names == ("cat", "dog")
 
 
 def test_label_path_that_is_a_folder_is_warned(make_dataset):

@@ -432,3 +432,16 @@ def test_embedding_options_are_checked_first_in_the_commands_terms(tmp_path, cap
     assert main([cmd, str(tmp_path / "missing"), *extra, opt, value, "--weights", "auto"]) == 1
     err = capsys.readouterr().err
     assert err == f"detprune: error: {says.format(cmd=cmd)}\n"
+
+
+def test_output_data_yaml_keeps_the_sources_class_names(tmp_path, cache):
+    """Repeated names are made unique for the per-class reports only: a model trained on
+    the pruned set must report the dataset's own names."""
+    src = tmp_path / "rep"
+    shutil.copytree(SAMPLE_DATA, src)
+    text = (src / "data.yaml").read_text().replace("3: star", "3: circle").replace("4: ring", "4: 'yes'")
+    (src / "data.yaml").write_text(text)
+    r = pipeline.prune(src, method="srs", keep=0.3, out=tmp_path / "o", cache=cache, report_epsilon=False, **FAST)
+    names = yaml.safe_load((r.out / "data.yaml").read_text())["names"]
+    assert names == {0: "circle", 1: "square", 2: "triangle", 3: "circle", 4: "yes"}
+    assert r.manifest["names"][3] == "circle (3)"  # reports stay keyed by unique names

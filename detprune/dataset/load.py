@@ -133,10 +133,12 @@ def _load(
         store.save()
     where = str(yaml_path or root)
     notes = []
-    names, renamed = _unique_names(tuple(names))
+    source_names = tuple(names)
+    names, renamed = _unique_names(source_names)
     notes += [
         Problem("duplicate-class-name", where, None,
-                f"class {i} has the name of an earlier class; reported as '{new}'", "warning")
+                f"class {i} has the name of an earlier class; reported as '{new}' (outputs keep the "
+                "dataset's name)", "warning")
         for i, new in renamed
     ]
     if splits is None and "train" not in built:
@@ -148,7 +150,8 @@ def _load(
         if not sp.records and not sp.excluded
         and not any(p.kind == "missing-split-source" for p in sp.problems)
     ]
-    return Dataset(root=root, yaml=yaml_path, names=tuple(names), splits=built, problems=tuple(notes))
+    return Dataset(root=root, yaml=yaml_path, names=tuple(names), splits=built, problems=tuple(notes),
+                   source_names=source_names if renamed else None)
 
 
 def _unique_names(names: tuple[str, ...]) -> tuple[tuple[str, ...], list[tuple[int, str]]]:

@@ -139,6 +139,10 @@ class Dataset:
         The splits present, in the order train, val, test.
     problems : tuple of Problem
         Problems that belong to no split (e.g. in data.yaml).
+    source_names : tuple of str or None
+        The class names as the source gives them where ``names`` had to differ (a
+        repeated name is made unique there, for per-class reports); written to the
+        ``data.yaml`` of outputs, so a model trained on them reports the source's names.
     """
 
     root: Path
@@ -146,14 +150,22 @@ class Dataset:
     names: tuple[str, ...]
     splits: Mapping[str, Split]
     problems: tuple[Problem, ...] = ()
+    source_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.names:
             raise ValueError("a dataset needs at least one class name")
+        if self.source_names is not None and len(self.source_names) != len(self.names):
+            raise ValueError("source_names must give one name per class")
 
     @property
     def nc(self) -> int:
         return len(self.names)
+
+    @property
+    def yaml_names(self) -> tuple[str, ...]:
+        """The class names to write to an output ``data.yaml``: the source's own."""
+        return self.source_names if self.source_names is not None else self.names
 
     def split(self, name: str) -> Split:
         """Return split ``name`` or raise :class:`~detprune.errors.DatasetError`."""

@@ -201,6 +201,8 @@ def _resolved_source(plan: _DataPlan, out: Path) -> _DataPlan:
     entries: dict[str, str | list[str]] = {}
     for name, split in ds.splits.items():
         if not split.records:
+            if name not in ("train", "val"):  # e.g. a test split never downloaded: not needed
+                continue
             raise DatasetError(f"{plan.yaml}: split '{name}' has no usable images (see `detprune inspect`)")
         lst = folder / f"{name}.txt"
         atomic_write_text(lst, "".join(f"{r.image}\n" for r in split.records))
