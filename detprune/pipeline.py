@@ -460,7 +460,7 @@ def _write_tree(tmp: Path, out: Path, ds, split: str, kept, materialize: str) ->
             )
             if name == split else _original_entry(ds, name)
         )
-    write_data_yaml(tmp / "data.yaml", ds.yaml_names, entries)
+    write_data_yaml(tmp / "data.yaml", ds.yaml_names, entries, ds.yaml_extra)
     return {
         "labels_cleaned": [_relkey(kept[i].image, ds.root) for i in sorted(cleaned)],
         "images_copied": [_relkey(kept[i].image, ds.root) for i in sorted(copies)],

@@ -214,3 +214,44 @@ def test_a_missing_test_split_is_a_warning_a_missing_val_split_an_error(make_dat
     y.write_text(base.replace("val: images/val", "val: images/nope"))
     with pytest.raises(DatasetError, match="images/nope: split source does not exist"):
         load_dataset(y)
+
+
+@pytest.mark.parametrize("rows", [1, 20])  # line by line, and the vectorised parse
+def test_pose_rows_are_read_as_their_box_as_ultralytics_does(make_dataset, rows):
+    """With ``kpt_shape`` in data.yaml, ultralytics reads a pose row (``5 + nkpt * ndim``
+    fields) as its box for a detection task; detprune read it as a polygon of keypoints
+    (out of bounds: every box dropped)."""
+    pose = "".join(f"{i % 2} 0.{i + 10} 0.5 0.2 0.3 0.45 0.45 2 0.55 0.55 1\n" for i in range(rows))
+    y = make_dataset({"train": {"a": pose}})
+    y.write_text(y.read_text() + "kpt_shape: [2, 3]\nflip_idx: [1, 0]\n")
+    ds = load_dataset(y)
+    rec = ds.split("train").records[0]
+    assert not ds.split("train").problems
+    assert rec.classes.tolist() == [i % 2 for i in range(rows)]
+    assert rec.boxes[0].tolist() == pytest.approx([0.10, 0.5, 0.2, 0.3])
+    assert dict(ds.yaml_extra) == {"kpt_shape": [2, 3], "flip_idx": [1, 0]}
+    # ultralytics' own reading for a box task gives the same boxes
+    import numpy as np
+    from ultralytics.data.utils import verify_image_label
+
+    lb = verify_image_label((str(rec.image), str(rec.label), "", False, 3, 2, 3, False))[1]
+    np.testing.assert_allclose(lb[:, 1:], rec.boxes, atol=1e-6)
+    assert lb[:, 0].tolist() == rec.classes.tolist()
+    # a row of another length is still an error, and says what a pose row is
+    (y.parent / "labels" / "train" / "a.txt").write_text(pose + "0 0.5 0.5 0.2 0.2 0.4 0.4 2\n")
+    kinds = [(p.kind, p.line) for p in load_dataset(y).split("train").problems]
+    assert kinds == [("field-count", rows + 1)]
+    assert "pose row of 11" in load_dataset(y).split("train").problems[0].message
+    # without kpt_shape the same rows are polygons, as ultralytics reads them
+    (y.parent / "labels" / "train" / "a.txt").write_text(pose)
+    y.write_text(y.read_text().replace("kpt_shape: [2, 3]\n", ""))
+    found = load_dataset(y).split("train").problems
+    assert [p.kind for p in found] == ["out-of-bounds"] * rows
+
+
+@pytest.mark.parametrize("value", ["[2]", "[0, 3]", "[2, 4]", "pose", "[2.5, 3]"])
+def test_bad_kpt_shape_is_a_one_line_error(make_dataset, value):
+    y = make_dataset({"train": {"a": BOX}})
+    y.write_text(y.read_text() + f"kpt_shape: {value}\n")
+    with pytest.raises(DatasetError, match=r"'kpt_shape' must be \[keypoints, 2 or 3\]"):
+        load_dataset(y)

@@ -445,3 +445,28 @@ def test_output_data_yaml_keeps_the_sources_class_names(tmp_path, cache):
     names = yaml.safe_load((r.out / "data.yaml").read_text())["names"]
     assert names == {0: "circle", 1: "square", 2: "triangle", 3: "circle", 4: "yes"}
     assert r.manifest["names"][3] == "circle (3)"  # reports stay keyed by unique names
+
+
+def test_pose_dataset_prunes_with_its_boxes_and_keeps_kpt_shape(tmp_path, cache):
+    """A pose dataset (kpt_shape) is pruned on the boxes of its rows, and the output
+    data.yaml keeps kpt_shape: without it ultralytics reads pose rows as polygons."""
+    src = tmp_path / "pose"
+    shutil.copytree(SAMPLE_DATA, src)
+    for lb in (src / "labels").rglob("*.txt"):
+        rows = [f"{r} 0.5 0.5 2 0.4 0.6 1" for r in lb.read_text().splitlines() if r.strip()]
+        lb.write_text("".join(f"{r}\n" for r in rows))
+    (src / "data.yaml").write_text((src / "data.yaml").read_text() + "kpt_shape: [2, 3]\n")
+    r = pipeline.prune(src, method="srs", keep=0.3, out=tmp_path / "o", cache=cache,
+                       report_epsilon=False, **FAST)
+    assert r.manifest["source"]["problem_errors"] == 0
+    assert not r.manifest["labels_cleaned"]
+    out_yaml = yaml.safe_load((r.out / "data.yaml").read_text())
+    assert out_yaml["kpt_shape"] == [2, 3]
+    # every box read: the same per-class box counts as the plain (box-row) dataset
+    from collections import Counter
+
+    from detprune.dataset import load_dataset
+
+    ds = load_dataset(SAMPLE_DATA)
+    plain = Counter(ds.names[c] for rec in ds.split("train").records for c in rec.classes.tolist())
+    assert {k: v["boxes_before"] for k, v in r.manifest["classes"].items() if k in ds.names} == dict(plain)

@@ -106,10 +106,13 @@ class CheckStore:
         Whether images were probed.
     folder : Path, optional
         Where store files live (default ``detprune_home() / "checks"``).
+    kpt : int
+        Keypoint fields of a pose row the labels were read with (0: none).
     """
 
     def __init__(
-        self, root: Path, split: str, nc: int, check_images: bool, folder: Path | None = None
+        self, root: Path, split: str, nc: int, check_images: bool, folder: Path | None = None,
+        kpt: int = 0,
     ) -> None:
         if folder is None:
             from .._offline import detprune_home
@@ -119,6 +122,7 @@ class CheckStore:
             "root": str(Path(root).resolve()),
             "split": split,
             "nc": int(nc),
+            "kpt": int(kpt),
             "check_images": bool(check_images),
             "code": _code_digest(),
         }

@@ -100,8 +100,10 @@ def _load(
     if yaml_path is not None:
         spec = read_data_yaml(yaml_path)
         root, names, sources = spec["root"], spec["names"], spec["splits"]
+        kpt, extra = spec["kpt"], spec["extra"]
     else:
         root, names, sources = _bare_folder(p)
+        kpt, extra = 0, ()
     if splits is not None:
         unknown = [s for s in splits if s not in sources]
         if unknown:
@@ -118,7 +120,7 @@ def _load(
     memo: dict[Path, tuple] = {}  # check results by image, shared by splits listing it
     for split, entries in sources.items():
         built[split], store = _load_split(
-            split, root, entries, nc, check_images, workers, use_cache, sizes, memo
+            split, root, entries, nc, check_images, workers, use_cache, sizes, memo, kpt
         )
         if store is not None:
             stores.append(store)
@@ -151,7 +153,7 @@ def _load(
         and not any(p.kind == "missing-split-source" for p in sp.problems)
     ]
     return Dataset(root=root, yaml=yaml_path, names=tuple(names), splits=built, problems=tuple(notes),
-                   source_names=source_names if renamed else None)
+                   source_names=source_names if renamed else None, yaml_extra=extra)
 
 
 def _unique_names(names: tuple[str, ...]) -> tuple[tuple[str, ...], list[tuple[int, str]]]:
@@ -215,6 +217,7 @@ def _load_split(
     use_cache: bool,
     sizes: dict[Path, int],
     memo: dict[Path, tuple],
+    kpt: int = 0,
 ) -> tuple[Split, _checkcache.CheckStore | None]:
     """One split's records and problems (and its check store); ``sizes`` gets the file
     size of every probed image, ``memo`` the check results of its images (an image an
@@ -247,13 +250,13 @@ def _load_split(
 
     labels = [label_path_for(img) for img in images]
     pairs = list(zip(images, labels, strict=True))
-    check = partial(_check_pair, nc=nc, check_image=check_images)
+    check = partial(_check_pair, nc=nc, check_image=check_images, kpt=kpt)
     checked = [memo.get(img) for img in images]
     todo = [i for i, c in enumerate(checked) if c is None]
     rest = [pairs[i] for i in todo]
     store = None
     if use_cache and len(rest) >= _checkcache.MIN_IMAGES:
-        store = _checkcache.CheckStore(root, split, nc, check_images)
+        store = _checkcache.CheckStore(root, split, nc, check_images, kpt=kpt)
         fresh = _cached_checks(store, rest, check, workers)
     else:
         fresh = chunked_map(check, rest, workers)
@@ -341,13 +344,13 @@ def _no_labels_problem(split: str, root: Path, image: Path, max_entries: int = 2
     return Problem("no-labels", str(root), None, msg, "warning")
 
 
-def _check_pair(pair: tuple[Path, Path], nc: int, check_image: bool) -> tuple:
+def _check_pair(pair: tuple[Path, Path], nc: int, check_image: bool, kpt: int = 0) -> tuple:
     """Parse an image's label file and probe the image (one task of the parallel map)."""
     img, lb = pair
-    return _read_optional_label(lb, nc), (probe_image(img) if check_image else None)
+    return _read_optional_label(lb, nc, kpt), (probe_image(img) if check_image else None)
 
 
-def _read_optional_label(path: Path, nc: int):
+def _read_optional_label(path: Path, nc: int, kpt: int = 0):
     import numpy as np
 
     if not path.is_file():
@@ -357,7 +360,7 @@ def _read_optional_label(path: Path, nc: int):
                                     "the label path is a folder, not a file; the image counts as background",
                                     "warning"))
         return False, np.zeros(0, np.int32), np.zeros((0, 4), np.float32), problems
-    classes, boxes, problems = read_label_file(path, nc)
+    classes, boxes, problems = read_label_file(path, nc, kpt)
     return True, classes, boxes, problems
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -143,6 +144,9 @@ class Dataset:
         The class names as the source gives them where ``names`` had to differ (a
         repeated name is made unique there, for per-class reports); written to the
         ``data.yaml`` of outputs, so a model trained on them reports the source's names.
+    yaml_extra : tuple of (str, object)
+        Keys of the source ``data.yaml`` that outputs keep (``kpt_shape``,
+        ``flip_idx``, ``channels``; see :data:`~detprune.dataset.yolo.CARRIED_KEYS`).
     """
 
     root: Path
@@ -151,6 +155,7 @@ class Dataset:
     splits: Mapping[str, Split]
     problems: tuple[Problem, ...] = ()
     source_names: tuple[str, ...] | None = None
+    yaml_extra: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.names:

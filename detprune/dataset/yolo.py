@@ -37,8 +37,10 @@ def read_data_yaml(path: Path) -> dict:
     Returns
     -------
     dict
-        With keys ``root`` (Path), ``names`` (tuple of str) and ``splits``
-        (dict split -> list of source strings as written).
+        With keys ``root`` (Path), ``names`` (tuple of str), ``splits``
+        (dict split -> list of source strings as written), ``kpt`` (the keypoint
+        fields of a pose row, ``nkpt * ndim`` of ``kpt_shape``; 0 without) and
+        ``extra`` (the keys of :data:`CARRIED_KEYS` present, to write to outputs).
     """
     try:
         text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not data
@@ -73,7 +75,29 @@ def read_data_yaml(path: Path) -> dict:
     root = next((r for r in roots if all(resolve_source(r, e).exists() for e in entries)), None)
     if root is None:
         root = next((r for r in roots if r.exists()), roots[-1])
-    return {"root": root.resolve(), "names": names, "splits": splits}
+    kpt = _parse_kpt_shape(data.get("kpt_shape"), path)
+    extra = tuple((k, data[k]) for k in CARRIED_KEYS if data.get(k) is not None)
+    return {"root": root.resolve(), "names": names, "splits": splits, "kpt": kpt, "extra": extra}
+
+
+#: data.yaml keys, besides the splits and names, that outputs keep: ``kpt_shape`` makes
+#: ultralytics read the box of a pose row (it drops the keypoints for a box task),
+#: ``flip_idx`` belongs with it, ``channels`` sets the image channels it trains on
+CARRIED_KEYS = ("kpt_shape", "flip_idx", "channels")
+
+
+def _parse_kpt_shape(value: object, path: Path) -> int:
+    """The keypoint fields of a pose label row (``nkpt * ndim``), 0 without ``kpt_shape``."""
+    if value is None:
+        return 0
+    ok = (
+        isinstance(value, list | tuple) and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        and value[0] >= 1 and value[1] in (2, 3)
+    )
+    if not ok:
+        raise DatasetError(f"{path}: 'kpt_shape' must be [keypoints, 2 or 3], got {value!r}")
+    return int(value[0]) * int(value[1])
 
 
 def _parse_names(names: object, nc: object, path: Path) -> tuple[str, ...]:
@@ -239,7 +263,7 @@ def _box_key(c: int, box: Sequence[float]) -> tuple[int, ...]:
     return (c, *(round(v * 1e6) for v in box))
 
 
-def _parse_clean(text: str, nc: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _parse_clean(text: str, nc: int, kpt: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
     """The boxes of label text in which every line is a valid, in-bounds, unique box row.
 
     Returns None when any line would be reported (a bad line, a polygon row, a box
@@ -249,6 +273,8 @@ def _parse_clean(text: str, nc: int) -> tuple[np.ndarray, np.ndarray] | None:
     operations, vectorised.
     """
     rows = [f for f in (line.split() for line in text.splitlines()) if f]
+    if kpt:  # pose rows: the box is their first five fields
+        rows = [f[:5] if len(f) == 5 + kpt else f for f in rows]
     if not rows:
         return np.zeros(0, np.int32), np.zeros((0, 4), np.float32)
     if any(len(f) != 5 for f in rows):
@@ -284,12 +310,14 @@ def _parse_clean(text: str, nc: int) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def parse_label_text(
-    text: str, nc: int, file: str
+    text: str, nc: int, file: str, kpt: int = 0
 ) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
     """Parse YOLO label text into valid boxes, reporting every bad line.
 
     Lines are ``class xc yc w h`` (normalised); segment lines (``class x1 y1 x2 y2
-    x3 y3 ...``) are converted to their bounding box, as ultralytics does.
+    x3 y3 ...``) are converted to their bounding box, as ultralytics does. With
+    ``kpt`` (the dataset has a ``kpt_shape``), a pose row of ``5 + kpt`` fields is
+    read as its box, its first five fields, as ultralytics reads it for a box task.
 
     Parameters
     ----------
@@ -299,6 +327,8 @@ def parse_label_text(
         Number of classes; ids must be in ``[0, nc)``.
     file : str
         Name used in problem reports.
+    kpt : int
+        Keypoint fields of a pose row (``nkpt * ndim`` of ``kpt_shape``; 0: no keypoints).
 
     Returns
     -------
@@ -307,7 +337,7 @@ def parse_label_text(
         Normalised ``xc, yc, w, h``.
     problems : list of Problem
     """
-    clean = _parse_clean(text, nc) if text.count("\n") >= _FAST_ROWS - 1 else None
+    clean = _parse_clean(text, nc, kpt) if text.count("\n") >= _FAST_ROWS - 1 else None
     if clean is not None:
         return clean[0], clean[1], []
     classes: list[int] = []
@@ -322,10 +352,13 @@ def parse_label_text(
             continue
         fields = line.split()
         n = len(fields)
+        if kpt and n == 5 + kpt:  # a pose row: its box
+            fields, n = fields[:5], 5
         if n != 5 and (n < 7 or n % 2 == 0):
+            pose = f" or a pose row of {5 + kpt}" if kpt else ""
             problems.append(Problem(
                 "field-count", file, lineno,
-                f"expected 5 fields 'class xc yc w h' (or a polygon), got {n}",
+                f"expected 5 fields 'class xc yc w h' (or a polygon{pose}), got {n}",
             ))
             continue
         try:
@@ -415,7 +448,7 @@ def _is_float(v: str) -> bool:
     return True
 
 
-def read_label_file(path: Path, nc: int) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
+def read_label_file(path: Path, nc: int, kpt: int = 0) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
     """Read and parse one label file; see :func:`parse_label_text`."""
     try:
         text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not data
@@ -425,7 +458,7 @@ def read_label_file(path: Path, nc: int) -> tuple[np.ndarray, np.ndarray, list[P
     except OSError as exc:
         empty = (np.zeros(0, np.int32), np.zeros((0, 4), np.float32))
         return (*empty, [Problem("unreadable-label", str(path), None, f"cannot read: {exc.strerror or exc}; its image is left out")])
-    return parse_label_text(text, nc, str(path))
+    return parse_label_text(text, nc, str(path), kpt)
 
 
 def format_labels(classes: Sequence[int] | np.ndarray, boxes: Iterable[Sequence[float]]) -> str:

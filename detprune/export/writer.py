@@ -200,10 +200,19 @@ def materialize_split(
     return str(out / "images" / split)
 
 
-def write_data_yaml(path: Path, names: Sequence[str], entries: dict[str, str | list[str]]) -> None:
-    """Write a ``data.yaml`` that ultralytics loads as it is (absolute paths)."""
+def write_data_yaml(
+    path: Path, names: Sequence[str], entries: dict[str, str | list[str]],
+    extra: Sequence[tuple[str, object]] = (),
+) -> None:
+    """Write a ``data.yaml`` that ultralytics loads as it is (absolute paths).
+
+    ``extra``: further ``(key, value)`` pairs of the source's ``data.yaml`` to keep
+    (``kpt_shape``: without it ultralytics reads a pose row as a polygon).
+    """
     data: dict = {}
     data.update(entries)
     data["nc"] = len(names)
     data["names"] = dict(enumerate(names))
+    for key, value in extra:
+        data.setdefault(key, value)
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))

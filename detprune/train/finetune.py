@@ -207,7 +207,7 @@ def _resolved_source(plan: _DataPlan, out: Path) -> _DataPlan:
         lst = folder / f"{name}.txt"
         atomic_write_text(lst, "".join(f"{r.image}\n" for r in split.records))
         entries[name] = str(lst)
-    write_data_yaml(folder / "data.yaml", plan.names, entries)
+    write_data_yaml(folder / "data.yaml", plan.names, entries, ds.yaml_extra)
     return _DataPlan(folder / "data.yaml", plan.names, {k: [Path(v)] for k, v in entries.items()},
                      None, None, origin=plan.yaml)
 
