@@ -458,7 +458,7 @@ def _write_tree(tmp: Path, out: Path, ds, split: str, kept, materialize: str) ->
                 tmp, out, name, [r.image for r in kept], [r.label for r in kept], materialize,
                 cleaned, copies,
             )
-            if name == split else _original_entry(ds, name)
+            if name == split else _original_entry(ds, name, tmp, out)
         )
     write_data_yaml(tmp / "data.yaml", ds.yaml_names, entries, ds.yaml_extra)
     return {
@@ -485,11 +485,43 @@ def _cleaned_labels(split, kept) -> dict[int, str]:
     }
 
 
-def _original_entry(ds, name: str) -> str | list[str]:
+def _original_entry(ds, name: str, tmp: Path, out: Path) -> str | list[str]:
+    """The ``data.yaml`` entry of a split that is not reduced: its own sources, unless a
+    ``.txt`` list of it has entries that ultralytics reads otherwise than detprune.
+
+    ultralytics reads a list entry that is neither absolute nor ``./``-prefixed against
+    the *working* folder and keeps padding spaces; detprune reads it against the list's
+    folder, as the dataset's author most likely meant. Such a split is written as
+    ``OUT/<split>.txt``, the absolute paths of the images detprune found, so the output
+    trains the same from any folder.
+    """
+    from ._io import atomic_write_text
     from .dataset.yolo import resolve_source
 
-    srcs = [str(resolve_source(ds.root, s)) for s in ds.splits[name].sources]
-    return srcs[0] if len(srcs) == 1 else srcs
+    srcs = [resolve_source(ds.root, s) for s in ds.splits[name].sources]
+    if any(_list_read_otherwise(src) for src in srcs):
+        sp = ds.splits[name]
+        atomic_write_text(tmp / f"{name}.txt", "".join(f"{r.image}\n" for r in sp.records))
+        return str(out / f"{name}.txt")
+    return str(srcs[0]) if len(srcs) == 1 else [str(x) for x in srcs]
+
+
+def _list_read_otherwise(src: Path) -> bool:
+    """Whether ultralytics would read an entry of the image list ``src`` otherwise than
+    detprune (a relative entry without ``./``, ``~``, or padding spaces)."""
+    if not (src.is_file() and src.suffix.lower() == ".txt"):
+        return False
+    try:
+        lines = src.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    for raw in lines:
+        entry = raw.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        if raw != entry or not (os.path.isabs(entry) or entry.startswith("./")):
+            return True
+    return False
 
 
 def _class_table(ds, stats, kept_idx) -> dict:

@@ -470,3 +470,29 @@ def test_pose_dataset_prunes_with_its_boxes_and_keeps_kpt_shape(tmp_path, cache)
     ds = load_dataset(SAMPLE_DATA)
     plain = Counter(ds.names[c] for rec in ds.split("train").records for c in rec.classes.tolist())
     assert {k: v["boxes_before"] for k, v in r.manifest["classes"].items() if k in ds.names} == dict(plain)
+
+
+def test_val_list_with_relative_entries_is_written_absolute(tmp_path, cache, monkeypatch):
+    """ultralytics reads 'images/val/x.jpg' in a list against the working folder; detprune
+    (and the dataset's author) against the list's folder. The output's val then lists the
+    images absolute, so training works from any folder; a clean list is kept as it is."""
+    src = tmp_path / "rel"
+    shutil.copytree(SAMPLE_DATA, src)
+    vals = sorted((src / "images" / "val").glob("*.jpg"))
+    (src / "val.txt").write_text("".join(f"images/val/{p.name}\n" for p in vals))
+    (src / "test.txt").write_text("".join(f"./images/val/{p.name}\n" for p in vals))
+    (src / "data.yaml").write_text((src / "data.yaml").read_text().replace("val: images/val", "val: val.txt")
+                                   + "test: test.txt\n")
+    before = tree_digest(src)
+    r = pipeline.prune(src, method="srs", keep=0.3, out=tmp_path / "o", cache=cache,
+                       report_epsilon=False, **FAST)
+    y = yaml.safe_load((r.out / "data.yaml").read_text())
+    assert y["val"] == str(r.out / "val.txt") and y["test"] == str(src / "test.txt")
+    assert (r.out / "val.txt").read_text().splitlines() == [str(p) for p in vals]
+    # what ultralytics lists from another working folder
+    from ultralytics.data.base import BaseDataset
+
+    monkeypatch.chdir(tmp_path)
+    listed = BaseDataset.get_img_files(type("D", (), {"prefix": "", "fraction": 1.0})(), y["val"])
+    assert listed == [str(p) for p in vals]
+    assert tree_digest(src) == before
