@@ -123,6 +123,8 @@ def test_bare_folder_with_and_without_splits(tmp_path):
         ("train: images/nowhere\nnames: [a]\n", "does not exist"),
         ("train: images/train\nnames: {0: a, 2: b}\n", "class ids"),
         ("train: images/train\nnc: 3\nnames: [a]\n", "'nc' is 3"),
+        ("train: images/train\nnc: 3.0\nnames: [a, b]\n", "'nc' is 3.0"),
+        ("train: images/train\nnc: true\n", "missing 'names'"),
     ],
 )
 def test_bad_yaml_is_one_clear_error(make_dataset, yaml_text, match):
@@ -255,3 +257,8 @@ def test_bad_kpt_shape_is_a_one_line_error(make_dataset, value):
     y.write_text(y.read_text() + f"kpt_shape: {value}\n")
     with pytest.raises(DatasetError, match=r"'kpt_shape' must be \[keypoints, 2 or 3\]"):
         load_dataset(y)
+
+
+def test_names_from_nc_alone_are_ultralytics_names(make_dataset):
+    y = make_dataset({"train": {"a": BOX}}, yaml_text="train: images/train\nnc: 2\n")
+    assert load_dataset(y).names == ("class_0", "class_1")

@@ -102,8 +102,8 @@ def _parse_kpt_shape(value: object, path: Path) -> int:
 
 def _parse_names(names: object, nc: object, path: Path) -> tuple[str, ...]:
     if names is None:
-        if isinstance(nc, int) and nc > 0:
-            return tuple(f"class{i}" for i in range(nc))
+        if isinstance(nc, int) and not isinstance(nc, bool) and nc > 0:
+            return tuple(f"class_{i}" for i in range(nc))  # ultralytics' names
         raise DatasetError(f"{path}: missing 'names'")
     if isinstance(names, dict):
         try:
@@ -119,7 +119,8 @@ def _parse_names(names: object, nc: object, path: Path) -> tuple[str, ...]:
         raise DatasetError(f"{path}: 'names' must be a list or a mapping, got {type(names).__name__}")
     if not out:
         raise DatasetError(f"{path}: 'names' is empty")
-    if isinstance(nc, int) and nc != len(out):
+    if isinstance(nc, int | float) and not isinstance(nc, bool) and nc != len(out):
+        # ultralytics refuses the mismatch too (3.0 included)
         raise DatasetError(f"{path}: 'nc' is {nc} but 'names' has {len(out)} entries")
     return out
 
