@@ -83,3 +83,13 @@ def test_import_is_light():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == ""
+
+
+def test_class_names_with_control_characters_keep_the_table_intact(make_dataset, capsys):
+    y = make_dataset({"train": {"a": "0 0.5 0.5 0.2 0.2\n", "b": "1 0.5 0.5 0.2 0.2\n"}},
+                     yaml_text='train: images/train\nnames: ["two\\nlines", "rtl\\u202eevil"]\n')
+    assert main(["inspect", str(y)]) == 0
+    text = capsys.readouterr().out
+    assert "  two\\nlines" in text and "rtl\\u202eevil" in text
+    table = text.split("[train]")[1].split("box sizes")[0].splitlines()
+    assert len(table) == 5  # header line, column titles, two classes, nothing broken apart

@@ -63,18 +63,19 @@ def format_summary(summary: dict, *, max_problems: int = 20) -> str:
             f"\n[{split}] {s['images']} images, {s['boxes']} boxes, "
             f"{s['background_images']} background, {s['excluded_images']} left out"
         )
-        width = max([len(n) for n in names] + [5])
+        shown = [printable(n) for n in names]  # a line break in a name would break the table
+        width = max([len(n) for n in shown] + [5])
         lines.append(f"  {'class':<{width}}  {'images':>7}  {'boxes':>7}")
-        for n in names:
+        for n, label in zip(names, shown, strict=True):
             c = s["classes"][n]
-            lines.append(f"  {n:<{width}}  {c['images']:>7}  {c['boxes']:>7}")
+            lines.append(f"  {label:<{width}}  {c['images']:>7}  {c['boxes']:>7}")
         sizes = s["box_sizes"]
         lines.append("  box sizes: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
     st = summary["strata"]
     if st["sizes"]:
         lines.append(f"\nstrata of '{st['split']}' (min size {st['min_size']}):")
         for name, size in sorted(st["sizes"].items(), key=lambda kv: -kv[1]):
-            lines.append(f"  {size:>7}  {name}")
+            lines.append(f"  {size:>7}  {printable(name)}")
     probs = summary["problems"]
     lines.append(f"\nproblems: {summary['errors']} errors, {summary['warnings']} warnings")
     if probs:
