@@ -283,7 +283,10 @@ def prune(
         if dedup_threshold is not None:
             from .select import dedup_mask
 
-            keep_mask, groups = dedup_mask(X, dedup_threshold)
+            # only images with the same set of classes are duplicates of each other: no
+            # class (or class mixture) loses its last image to an image of other classes
+            _, class_sets = np.unique(stats.presence, axis=0, return_inverse=True)
+            keep_mask, groups = dedup_mask(X, dedup_threshold, labels=class_sets.reshape(-1))
             candidates = np.flatnonzero(keep_mask)
             dedup_info = {
                 "threshold": dedup_threshold,
@@ -295,8 +298,9 @@ def prune(
             }
             if want > len(candidates):
                 raise ParameterError(
-                    f"only {len(candidates)} images remain after removing near-duplicates; "
-                    f"the budget of {want} is larger"
+                    f"only {len(candidates)} image{'s' if len(candidates) != 1 else ''} remain"
+                    f"{'s' if len(candidates) == 1 else ''} after removing near-duplicates "
+                    f"(--dedup-threshold {dedup_threshold:g}); the budget of {want} is larger"
                 )
         _check_floor(stats.presence[candidates], keep, budget, min_per_class, split, want=want,
                      after="embedding" if dedup_info is None else "near-duplicate removal")

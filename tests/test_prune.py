@@ -496,3 +496,37 @@ def test_val_list_with_relative_entries_is_written_absolute(tmp_path, cache, mon
     listed = BaseDataset.get_img_files(type("D", (), {"prefix": "", "fraction": 1.0})(), y["val"])
     assert listed == [str(p) for p in vals]
     assert tree_digest(src) == before
+
+
+def test_dedup_drops_copies_within_a_class_set_only_and_keeps_every_class(tmp_path, cache):
+    """--dedup-threshold: an exact copy with the same classes is dropped, a copy labelled
+    with other classes is not (it is not a duplicate for a detector), and even a threshold
+    that covers everything leaves every class set one image, so no class vanishes."""
+    src = tmp_path / "dup"
+    shutil.copytree(SAMPLE_DATA, src)
+    img = sorted((src / "images" / "train").glob("*.jpg"))[0]
+    label = src / "labels" / "train" / f"{img.stem}.txt"
+    shutil.copy(img, img.with_name("copy_same.jpg"))
+    shutil.copy(label, label.with_name("copy_same.txt"))
+    shutil.copy(img, img.with_name("copy_other.jpg"))
+    other = {int(r.split()[0]) for r in label.read_text().splitlines()} ^ {0, 1, 2, 3, 4}
+    (label.with_name("copy_other.txt")).write_text(f"{min(other)} 0.5 0.5 0.2 0.2\n")
+    r = pipeline.prune(src, method="mms", keep=0.3, out=tmp_path / "o", cache=cache,
+                       dedup_threshold=1e-4, report_epsilon=False, **FAST)
+    dropped = r.manifest["selection_settings"]["dedup"]["dropped_images"]
+    assert len(dropped) == 1 and Path(dropped[0]).stem in (img.stem, "copy_same")
+    # everything within the threshold: one image per class set remains, every class kept
+    r = pipeline.prune(src, method="srs", budget=8, out=tmp_path / "o2", cache=cache,
+                       dedup_threshold=100.0, report_epsilon=False, **FAST)
+    import numpy as np
+
+    from detprune.dataset import box_statistics, load_dataset
+
+    recs = load_dataset(src).split("train").records
+    sets = {tuple(np.flatnonzero(p)) for p in box_statistics(recs, 5).presence}
+    assert r.manifest["selection_settings"]["dedup"]["dropped"] == len(recs) - len(sets)
+    assert all(c["images_after"] >= 1 for k, c in r.manifest["classes"].items() if k != "(background)")
+    with pytest.raises(ParameterError, match=rf"only {len(sets)} images remain after removing "
+                       r"near-duplicates \(--dedup-threshold 100\); the budget of 300 is larger"):
+        pipeline.prune(src, method="srs", budget=300, out=tmp_path / "o3", cache=cache,
+                       dedup_threshold=100.0, report_epsilon=False, **FAST)

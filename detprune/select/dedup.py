@@ -1,4 +1,4 @@
-"""Near-duplicate groups by FAISS range search (union-find)."""
+"""Near-duplicates by FAISS range search: transitive groups (union-find) and a greedy cover."""
 
 from __future__ import annotations
 
@@ -65,24 +65,34 @@ def _groups(X: np.ndarray, threshold: float) -> list[np.ndarray]:
 
 
 def dedup_mask(
-    X: Any, threshold: float, *, prefer: Any = None
+    X: Any, threshold: float, *, prefer: Any = None, labels: Any = None
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Keep one row per near-duplicate group.
+    """Drop near-duplicates: every dropped row is within ``threshold`` of a kept row.
+
+    Rows are visited in order of preference (``prefer`` high first, then the lowest
+    index); a row not yet covered is kept and covers every uncovered row within
+    ``threshold`` of it (with the same label), which is dropped. Unlike the transitive
+    groups of :func:`near_duplicates`, a chain of near-duplicates never reaches far from
+    the row that stands for it, and the kept rows of a label are more than
+    ``threshold`` apart (a greedy ``threshold``-net).
 
     Parameters
     ----------
     X : array-like of shape (n, d)
     threshold : float >= 0
-        Euclidean linking distance (see :func:`near_duplicates`).
+        Euclidean distance at or below which a row covers another.
     prefer : array-like of float, shape (n,), optional
-        Within a group keep the row with the highest value (ties: lowest index);
-        default: the lowest index.
+        Visiting order: the highest value first (ties: lowest index); default: by index.
+    labels : array-like of int, shape (n,), optional
+        Only rows with the same label are duplicates of each other (the pipeline passes
+        each image's set of classes, so no class or class mixture loses its last image).
 
     Returns
     -------
     keep : ndarray of bool, shape (n,)
     groups : list of ndarray of int64
-        The near-duplicate groups (size >= 2).
+        One per kept row that covered others: that row and the rows it covered, sorted;
+        ordered by their smallest index.
     """
     owner = "dedup_mask"
     X = check_matrix(X, owner)
@@ -93,13 +103,43 @@ def dedup_mask(
         pref = np.asarray(prefer, dtype=np.float64) if np.ndim(prefer) == 1 else None
         if pref is None or pref.shape != (n,) or not np.isfinite(pref).all():
             raise fail(owner, "prefer", f"None or {n} finite scores", describe(prefer))
-    groups = _groups(X, float(threshold))
+    if labels is None:
+        lab = np.zeros(n, dtype=np.int64)
+    else:
+        lab = np.asarray(labels) if np.ndim(labels) == 1 else None
+        if lab is None or lab.shape != (n,) or lab.dtype.kind not in "iub":
+            raise fail(owner, "labels", f"None or {n} integer labels", describe(labels))
     keep = np.ones(n, dtype=bool)
-    for g in groups:
-        if pref is None:
-            winner = g[0]
-        else:
-            winner = g[np.lexsort((g, -pref[g]))[0]]
-        keep[g] = False
-        keep[winner] = True
+    groups: list[np.ndarray] = []
+    for u in np.unique(lab):
+        rows = np.flatnonzero(lab == u)
+        if rows.size > 1:
+            groups += _cover(X[rows] if rows.size < n else X, rows, float(threshold),
+                             None if pref is None else pref[rows], keep)
+    groups.sort(key=lambda g: int(g[0]))
     return keep, groups
+
+
+def _cover(Xg: np.ndarray, rows: np.ndarray, threshold: float, pref: np.ndarray | None,
+           keep: np.ndarray) -> list[np.ndarray]:
+    """The greedy cover of one label's rows (``Xg = X[rows]``); clears ``keep`` of the
+    covered rows and returns the groups (original row indices)."""
+    lims, _, idx = _knn.range_search(Xg, threshold)
+    linked = np.flatnonzero(np.diff(lims) > 1)  # rows with a neighbour besides themselves
+    if linked.size == 0:
+        return []
+    if pref is not None:
+        linked = linked[np.lexsort((linked, -pref[linked]))]
+    covered = np.zeros(rows.size, dtype=bool)
+    out = []
+    for i in linked.tolist():
+        if covered[i]:
+            continue
+        covered[i] = True  # kept: it stands for the rows it covers
+        nb = idx[lims[i] : lims[i + 1]]
+        nb = nb[~covered[nb]]
+        if nb.size:
+            covered[nb] = True
+            keep[rows[nb]] = False
+            out.append(np.sort(rows[np.concatenate([[i], nb])]).astype(np.int64))
+    return out

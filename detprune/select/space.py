@@ -121,11 +121,18 @@ def build_feature_space(
     var_b = float(Z.var(axis=0).sum())
     if var_b > 0:
         w = float(box_weight)
-        target = w / (1.0 - w) * var_a if var_a > 0 else w
+        # appearance with no spread beyond float32 rounding (all images alike: normalised
+        # rows differ by ~1e-7) carries no information: the box block then keeps weight w
+        # instead of being scaled down to that noise
+        target = w / (1.0 - w) * var_a if var_a > _NO_SPREAD else w
         Z *= np.sqrt(target / var_b)
     F[:, F.shape[1] - Z.shape[1] :] = Z
     return F
 
+
+#: Total variance of the normalised appearance rows below which they count as all alike
+#: (float32 rounding of unit rows gives ~1e-14 a column; real embeddings 0.05-0.5 in all).
+_NO_SPREAD = 1e-8
 
 #: Rows per block when normalising (8192 x 448 float64 = 29 MB).
 _BLOCK_ROWS = 8192
