@@ -613,6 +613,10 @@ def _epsilon_dict(rep, names) -> dict:
     mean_l2 = (
         sum(m * n for m, n in zip(rep.mean_l2, rep.n_total, strict=True) if n) / total if total else 0.0
     )
+    if not total:  # no image of the split has a box: no class to be representative of
+        return {"eps_linf": None, "eps_l2": None, "mean_l2": None,
+                "space": "selection feature space (normalised embedding + weighted box statistics)",
+                "classes": classes, "warnings": ["no image of the split has a box: ε is undefined"]}
     return {
         "eps_linf": rep.overall_linf,
         "eps_l2": rep.overall_l2,

@@ -530,3 +530,14 @@ def test_dedup_drops_copies_within_a_class_set_only_and_keeps_every_class(tmp_pa
                        r"near-duplicates \(--dedup-threshold 100\); the budget of 300 is larger"):
         pipeline.prune(src, method="srs", budget=300, out=tmp_path / "o3", cache=cache,
                        dedup_threshold=100.0, report_epsilon=False, **FAST)
+
+
+def test_epsilon_is_undefined_not_zero_when_no_image_has_a_box(make_dataset, tmp_path, capsys):
+    y = make_dataset({"train": {f"i{k}": "" for k in range(12)}})  # background images only
+    assert main(["prune", str(y), "--method", "srs", "--keep", "0.5", "--imgsz", "64", "--weights",
+                 "yolov5n.yaml", "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c"),
+                 "--no-energy"]) == 0
+    assert "epsilon: n/a (no image of the split has a box)" in capsys.readouterr().out
+    eps = json.loads((tmp_path / "o" / "manifest.json").read_text())["epsilon"]
+    assert eps["eps_linf"] is None and eps["eps_l2"] is None and eps["mean_l2"] is None
+    assert eps["warnings"] == ["no image of the split has a box: ε is undefined"]
