@@ -541,3 +541,28 @@ def test_epsilon_is_undefined_not_zero_when_no_image_has_a_box(make_dataset, tmp
     eps = json.loads((tmp_path / "o" / "manifest.json").read_text())["epsilon"]
     assert eps["eps_linf"] is None and eps["eps_l2"] is None and eps["mean_l2"] is None
     assert eps["warnings"] == ["no image of the split has a box: ε is undefined"]
+
+
+def test_embed_save_never_overwrites_a_file_of_another_split(make_dataset, tmp_path, capsys):
+    """embed reads one split, but --save must not replace another split's list (or the
+    list beside the matrix, FILE.images.txt) either."""
+    y = make_dataset({"train": {f"t{k}": "0 0.5 0.5 0.2 0.2\n" for k in range(4)},
+                      "val": {f"v{k}": "1 0.5 0.5 0.2 0.2\n" for k in range(3)}})
+    root = y.parent
+    for split in ("train", "val"):
+        imgs = sorted((root / "images" / split).glob("*.jpg"))
+        (root / "lists").mkdir(exist_ok=True)
+        (root / "lists" / f"{split}.images.txt").write_text("".join(f"{p}\n" for p in imgs))
+    y.write_text(y.read_text().replace("train: images/train", "train: lists/train.images.txt")
+                 .replace("val: images/val", "val: lists/val.images.txt"))
+    before = tree_digest(root)
+    base = ["embed", str(y), "--weights", "yolov5n.yaml", "--imgsz", "64", "--quiet",
+            "--cache", str(tmp_path / "c")]
+    for extra in (["--save", str(root / "lists" / "val.npy")],            # its list beside it
+                  ["--save", str(root / "lists" / "val.images.txt")],     # the list itself
+                  ["--split", "val", "--save", str(root / "lists" / "train.npy")],
+                  ["--save", str(root / "images" / "val" / "e.npy")]):   # an image folder of val
+        assert main([*base, *extra]) == 1
+        err = capsys.readouterr().err
+        assert "write the" in err and "internal error" not in err
+    assert tree_digest(root) == before

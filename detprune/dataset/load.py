@@ -109,7 +109,10 @@ def _load(
         if unknown:
             have = ", ".join(sources) or "none"
             raise DatasetError(f"{p}: no split named {', '.join(unknown)} (splits present: {have})")
+        unloaded = tuple((s, tuple(v)) for s, v in sources.items() if s not in splits)
         sources = {s: sources[s] for s in splits}
+    else:
+        unloaded = ()
 
     infer_names = names is None
     nc = _UNLIMITED_CLASSES if infer_names else len(names)
@@ -153,7 +156,8 @@ def _load(
         and not any(p.kind == "missing-split-source" for p in sp.problems)
     ]
     return Dataset(root=root, yaml=yaml_path, names=tuple(names), splits=built, problems=tuple(notes),
-                   source_names=source_names if renamed else None, yaml_extra=extra)
+                   source_names=source_names if renamed else None, yaml_extra=extra,
+                   unloaded=unloaded)
 
 
 def _unique_names(names: tuple[str, ...]) -> tuple[tuple[str, ...], list[tuple[int, str]]]:
@@ -472,7 +476,23 @@ def source_paths(ds: Dataset) -> list[Path]:
             paths.add(r.image.parent)
             if r.label is not None:
                 paths.add(r.label.parent)
+    for _, sources in ds.unloaded:
+        paths.update(resolve_source(ds.root, s) for s in sources)
+    for img in _unloaded_images(ds):
+        paths.update((img.parent, label_path_for(img).parent))
     return sorted(paths)
+
+
+def _unloaded_images(ds: Dataset) -> list[Path]:
+    """The images of the splits that were declared but not read, listed (not checked)."""
+    out: list[Path] = []
+    for _, sources in ds.unloaded:
+        for s in sources:
+            try:
+                out += list_images(resolve_source(ds.root, s), [])
+            except DatasetError:  # a source that does not exist holds nothing to protect
+                continue
+    return out
 
 
 def source_files(ds: Dataset) -> set[Path]:
@@ -485,4 +505,6 @@ def source_files(ds: Dataset) -> set[Path]:
             files.add(r.image.resolve())
             if r.label is not None:
                 files.add(r.label.resolve())
+    for img in _unloaded_images(ds):
+        files.update((img.resolve(), label_path_for(img).resolve()))
     return files

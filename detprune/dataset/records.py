@@ -147,6 +147,9 @@ class Dataset:
     yaml_extra : tuple of (str, object)
         Keys of the source ``data.yaml`` that outputs keep (``kpt_shape``,
         ``flip_idx``, ``channels``; see :data:`~detprune.dataset.yolo.CARRIED_KEYS`).
+    unloaded : tuple of (str, tuple of str)
+        The splits the data.yaml declares that were not read (``load_dataset(...,
+        splits=...)``) and their sources: outputs must not overwrite them either.
     """
 
     root: Path
@@ -156,6 +159,7 @@ class Dataset:
     problems: tuple[Problem, ...] = ()
     source_names: tuple[str, ...] | None = None
     yaml_extra: tuple[tuple[str, Any], ...] = ()
+    unloaded: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.names:
