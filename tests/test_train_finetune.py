@@ -478,3 +478,22 @@ def test_pruned_list_with_a_deleted_source_image_is_refused(data, tmp_path):
     (pruned / "train.txt").write_text("\n".join([*lines, str(tmp_path / "gone.jpg")]) + "\n")
     with pytest.raises(DatasetError, match=r"1 of the \d+ kept images no longer exist .*gone\.jpg"):
         train(pruned, epochs=1, out=tmp_path / "run", **TINY)
+
+
+def test_per_class_metrics_keep_one_entry_per_class_when_names_repeat():
+    """Output data.yaml files keep the dataset's names, repeats included; the per-class
+    results are keyed as detprune's reports key them, so no class overwrites another."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from detprune.train.finetune import _metrics_dict
+
+    box = SimpleNamespace(ap_class_index=np.array([0, 1]), all_ap=np.array([[0.5] * 10, [0.25] * 10]),
+                          map50=0.4, map=0.4, mp=0.5, mr=0.5)
+    m = SimpleNamespace(box=box, nt_per_class=np.array([3, 4, 0]), nt_per_image=np.array([2, 2, 0]))
+    trainer = SimpleNamespace(dp_final_metrics=m, dp_final_weights=None)
+    per_class = _metrics_dict(trainer, ("car", "car", "bus"))["per_class"]
+    assert list(per_class) == ["car", "car (1)", "bus"]
+    assert per_class["car"]["AP50"] == 0.5 and per_class["car (1)"]["AP50"] == 0.25
+    assert per_class["car (1)"]["instances"] == 4

@@ -139,7 +139,7 @@ def _load(
     where = str(yaml_path or root)
     notes = []
     source_names = tuple(names)
-    names, renamed = _unique_names(source_names)
+    names, renamed = unique_names(source_names)
     notes += [
         Problem("duplicate-class-name", where, None,
                 f"class {i} has the name of an earlier class; reported as '{new}' (outputs keep the "
@@ -160,7 +160,7 @@ def _load(
                    unloaded=unloaded)
 
 
-def _unique_names(names: tuple[str, ...]) -> tuple[tuple[str, ...], list[tuple[int, str]]]:
+def unique_names(names: tuple[str, ...]) -> tuple[tuple[str, ...], list[tuple[int, str]]]:
     """Class names made unique (per-class reports are keyed by name): a repeated name
     gets its class id appended, ``'a'`` -> ``'a (3)'``; returns the names and the renamed."""
     seen: set[str] = set()

@@ -837,7 +837,10 @@ def _metrics_dict(trainer: Any, names: Sequence[str]) -> dict:
     nt_img = getattr(m, "nt_per_image", None)
     per_class: dict[str, dict] = {}
     index = {int(c): i for i, c in enumerate(box.ap_class_index)}
-    for c, name in enumerate(names):
+    from ..dataset.load import unique_names
+
+    # keyed as detprune's reports key classes: a repeated name gets its id ('car (1)')
+    for c, name in enumerate(unique_names(tuple(names))[0]):
         i = index.get(c)
         inst = int(nt_cls[c]) if nt_cls is not None and c < len(nt_cls) else None
         imgs = int(nt_img[c]) if nt_img is not None and c < len(nt_img) else None
