@@ -566,3 +566,17 @@ def test_embed_save_never_overwrites_a_file_of_another_split(make_dataset, tmp_p
         err = capsys.readouterr().err
         assert "write the" in err and "internal error" not in err
     assert tree_digest(root) == before
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("0", "must name an available device. Got '0' instead (CUDA is not available)."),
+    ("cuda:3", "must name an available device. Got 'cuda:3' instead (CUDA is not available)."),
+    ("mps", "must name an available device. Got 'mps' instead (MPS is not available)."),
+    ("meta", "must be 'auto', 'cpu', 'cuda', 'cuda:N' or an int. Got 'meta' instead."),
+])
+def test_unavailable_devices_are_refused_up_front(tmp_path, capsys, value, says):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        pytest.skip("this host has an accelerator")
+    assert main(["embed", str(tmp_path / "missing"), "--device", value]) == 1
+    assert capsys.readouterr().err == f"detprune: error: The 'device' parameter of embed {says}\n"

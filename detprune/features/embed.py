@@ -136,19 +136,38 @@ def _resolve_device(device: Any, owner: str = "embed_images") -> Any:
         return device
     if device is None or device == "auto":
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    given = device  # named in the messages as the user gave it
     if isinstance(device, int) and not isinstance(device, bool):
         device = f"cuda:{device}"
+    elif isinstance(device, str) and device.strip().isdigit():  # '--device 0', as ultralytics
+        device = f"cuda:{device.strip()}"
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ParameterError(
             f"The 'device' parameter of {owner} must be 'auto', 'cpu', 'cuda', 'cuda:N' or an int. "
-            f"Got {device!r} instead."
+            f"Got {given!r} instead."
         ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError(
-            f"The 'device' parameter of {owner} must name an available device. Got {device!r} "
+            f"The 'device' parameter of {owner} must name an available device. Got {given!r} "
             "instead (CUDA is not available)."
+        )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ParameterError(
+            f"The 'device' parameter of {owner} must name an available device. Got {given!r} "
+            f"instead ({torch.cuda.device_count()} CUDA device(s))."
+        )
+    mps = getattr(torch.backends, "mps", None)
+    if dev.type == "mps" and not (mps is not None and mps.is_available()):
+        raise ParameterError(
+            f"The 'device' parameter of {owner} must name an available device. Got {given!r} "
+            "instead (MPS is not available)."
+        )
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ParameterError(
+            f"The 'device' parameter of {owner} must be 'auto', 'cpu', 'cuda', 'cuda:N' or an int. "
+            f"Got {given!r} instead."
         )
     return dev
 
