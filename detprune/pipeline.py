@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
@@ -227,6 +228,11 @@ def prune(
          "embed_seed": [Interval("int", 0), IsNone()]},
     )
     _check_embedding_params("prune", imgsz, batch, workers, device)
+    if dedup_threshold is not None and not math.isfinite(dedup_threshold):
+        raise ParameterError(
+            f"The 'dedup_threshold' parameter of prune must be a finite float > 0 or None. "
+            f"Got {dedup_threshold!r} instead."
+        )
     if (keep is None) == (budget is None):
         raise ParameterError("give exactly one of --keep (a fraction) or --budget (a number of images)")
     from .select import get_reducer

@@ -580,3 +580,9 @@ def test_unavailable_devices_are_refused_up_front(tmp_path, capsys, value, says)
         pytest.skip("this host has an accelerator")
     assert main(["embed", str(tmp_path / "missing"), "--device", value]) == 1
     assert capsys.readouterr().err == f"detprune: error: The 'device' parameter of embed {says}\n"
+
+
+def test_an_infinite_dedup_threshold_is_refused(tmp_path):
+    with pytest.raises(ParameterError, match=r"^The 'dedup_threshold' parameter of prune must be a finite "
+                       r"float > 0 or None\. Got inf instead\.$"):
+        pipeline.prune(SAMPLE_DATA, keep=0.3, dedup_threshold=float("inf"), out=tmp_path / "o", **FAST)

@@ -236,7 +236,7 @@ def _load_split(
             # reported, not fatal
             problems.append(Problem(
                 "missing-split-source", str(source), None,
-                f"split '{split}' source does not exist; the split is left empty", "warning",
+                f"split '{split}' source does not exist; it adds no images to the split", "warning",
             ))
             continue
         images.extend(list_images(source, problems))
@@ -404,9 +404,11 @@ def _report_overlap(built: dict[str, Split]) -> dict[str, Split]:
             shared = [r.image for r in built[b].records if r.image in mine]
             if not shared:
                 continue
+            why = ("metrics measured on one include images the model trained on" if "train" in (a, b)
+                   else "the two splits do not measure independently")
             msg = (
                 f"{len(shared)} images are in both split '{a}' and split '{b}' (the same files, "
-                f"e.g. {shared[0].name}): metrics measured on one include images the model trained on"
+                f"e.g. {shared[0].name}): {why}"
             )
             for name in (a, b):
                 extra[name].append(Problem("split-overlap", str(shared[0]), None, msg, "warning"))
