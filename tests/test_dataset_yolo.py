@@ -192,7 +192,11 @@ def test_hidden_files_are_skipped_as_ultralytics_glob_skips_them(make_dataset, t
     train = y.parent / "images" / "train"
     (train / "._a.jpg").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")  # not an image
     write_image(train / ".hidden" / "c.jpg")
+    labels = y.parent / "labels" / "train"
+    write_text(labels / "._a.txt", "0 0.5 0.5 0.2 0.2\n")
+    write_text(labels / ".hidden" / "c.txt", "0 0.5 0.5 0.2 0.2\n")
     split = load_dataset(y).split("train")
+    assert not split.problems  # the hidden images' labels are no orphans either
     assert sorted(r.image.name for r in split.records) == ["a.jpg", "b.jpg"]
     assert not [p for p in split.problems if p.severity == "error"]
     # what ultralytics lists for a folder: glob of **/*.* (dot names skipped)
@@ -240,9 +244,10 @@ def test_pose_rows_are_read_as_their_box_as_ultralytics_does(make_dataset, rows)
     np.testing.assert_allclose(lb[:, 1:], rec.boxes, atol=1e-6)
     assert lb[:, 0].tolist() == rec.classes.tolist()
     # a row of another length is still an error, and says what a pose row is
-    (y.parent / "labels" / "train" / "a.txt").write_text(pose + "0 0.5 0.5 0.2 0.2 0.4 0.4 2\n")
+    (y.parent / "labels" / "train" / "a.txt").write_text(
+        pose + "0 0.5 0.5 0.2 0.2 0.4 0.4 2\n" + "0 0.5 0.5 0.2 0.2 0.4 0.4 2 0.1\n")
     kinds = [(p.kind, p.line) for p in load_dataset(y).split("train").problems]
-    assert kinds == [("field-count", rows + 1)]
+    assert kinds == [("field-count", rows + 1), ("field-count", rows + 2)]  # not read as polygons
     assert "pose row of 11" in load_dataset(y).split("train").problems[0].message
     # without kpt_shape the same rows are polygons, as ultralytics reads them
     (y.parent / "labels" / "train" / "a.txt").write_text(pose)
@@ -251,7 +256,13 @@ def test_pose_rows_are_read_as_their_box_as_ultralytics_does(make_dataset, rows)
     assert [p.kind for p in found] == ["out-of-bounds"] * rows
 
 
-@pytest.mark.parametrize("value", ["[2]", "[0, 3]", "[2, 4]", "pose", "[2.5, 3]"])
+def test_kpt_shape_of_integral_floats_is_accepted(make_dataset):
+    y = make_dataset({"train": {"a": "0 0.5 0.5 0.2 0.2 0.4 0.4 2 0.6 0.6 2\n"}})
+    y.write_text(y.read_text() + "kpt_shape: [2.0, 3]\n")  # ultralytics takes it
+    assert not load_dataset(y).split("train").problems
+
+
+@pytest.mark.parametrize("value", ["[2]", "[0, 3]", "[2, 4]", "pose", "[2.5, 3]", "[true, 3]"])
 def test_bad_kpt_shape_is_a_one_line_error(make_dataset, value):
     y = make_dataset({"train": {"a": BOX}})
     y.write_text(y.read_text() + f"kpt_shape: {value}\n")

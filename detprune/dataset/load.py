@@ -374,9 +374,9 @@ def _orphan_labels(label_dir: Path, paired: set[str]) -> list[Problem]:
         return []
     out = []
     for dirpath, dirnames, filenames in os.walk(label_dir):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # as list_images
         for f in sorted(filenames):
-            if not f.endswith(".txt") or f == "classes.txt":
+            if not f.endswith(".txt") or f == "classes.txt" or f.startswith("."):
                 continue
             lb = os.path.join(dirpath, f)
             # an unlistable name: its image, if any, is reported as such (file-name)

@@ -92,7 +92,8 @@ def _parse_kpt_shape(value: object, path: Path) -> int:
         return 0
     ok = (
         isinstance(value, list | tuple) and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) and float(v).is_integer()
+                for v in value)  # 17.0 as ultralytics takes it
         and value[0] >= 1 and value[1] in (2, 3)
     )
     if not ok:
@@ -355,7 +356,8 @@ def parse_label_text(
         n = len(fields)
         if kpt and n == 5 + kpt:  # a pose row: its box
             fields, n = fields[:5], 5
-        if n != 5 and (n < 7 or n % 2 == 0):
+        if n != 5 and (n < 7 or n % 2 == 0 or kpt):  # in a pose dataset, a row of another length
+            # is a broken pose row rather than a polygon
             pose = f" or a pose row of {5 + kpt}" if kpt else ""
             problems.append(Problem(
                 "field-count", file, lineno,
