@@ -338,6 +338,15 @@ def test_dataset_and_output_problems(data, tmp_path, capsys):
         train(data, epochs=1, out=busy)
     with pytest.raises(OutputError, match="holds no detprune training run"):
         train(data, epochs=1, out=busy, force=True)
+    # a folder of the user's named like ultralytics' output, or a results.json of another
+    # tool, is no run of ours: --force never removes it
+    (busy / "ultralytics").mkdir()
+    (busy / "ultralytics" / "precious.py").write_text("my code")
+    (busy / "results.json").write_text("{}")
+    with pytest.raises(OutputError, match="holds no detprune training run"):
+        train(data, epochs=1, out=busy, force=True)
+    assert (busy / "ultralytics" / "precious.py").read_text() == "my code"
+    assert (busy / "results.json").read_text() == "{}"
     with pytest.raises(OutputError, match=r"inside the source folder|would contain"):
         train(data, epochs=1, out=data.parent / "images" / "val" / "run")
     rc = main(["train", str(data), "--epochs", "1", "--schedule", "cut:0", "--out", str(tmp_path / "y")])
@@ -497,3 +506,23 @@ def test_per_class_metrics_keep_one_entry_per_class_when_names_repeat():
     assert list(per_class) == ["car", "car (1)", "bus"]
     assert per_class["car"]["AP50"] == 0.5 and per_class["car (1)"]["AP50"] == 0.25
     assert per_class["car (1)"]["instances"] == 4
+
+
+def test_force_replaces_an_interrupted_run_whole(data, tmp_path):
+    """A run marks its folder when it starts: --force replaces an interrupted run (no
+    results.json yet), and what the earlier run wrote (its source lists) does not stay."""
+    from detprune.train.finetune import TRAIN_MARK
+
+    out = tmp_path / "run"
+    (out / "ultralytics" / "train").mkdir(parents=True)
+    (out / "source").mkdir()
+    (out / "source" / "train.txt").write_text("/elsewhere/old.jpg\n")
+    (out / TRAIN_MARK).write_text("{}\n")
+    (out / "my-notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="not empty"):
+        train(data, epochs=1, out=out, measure_energy=False, **TINY)
+    r = train(data, epochs=1, out=out, force=True, measure_energy=False, **TINY)
+    assert r.results["images_seen"] == N_TRAIN
+    assert "/elsewhere/old.jpg" not in (out / "source" / "train.txt").read_text()
+    assert (out / "my-notes.txt").read_text() == "mine"  # not ours: left alone
+    assert (out / TRAIN_MARK).is_file() and (out / "results.json").is_file()

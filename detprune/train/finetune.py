@@ -122,6 +122,7 @@ from pathlib import Path
 from typing import Any
 
 from .._interrupt import check as check_interrupt
+from .._io import atomic_write_text
 from .._validation import InstanceOf, Interval, IsNone, Options, Predicate, validate_params
 from .._version import __version__
 from ..errors import DatasetError, DetpruneError, OutputError, ParameterError
@@ -135,6 +136,8 @@ logger = logging.getLogger("detprune.train")
 RESULTS_VERSION = 1
 #: Folder under ``out`` where ultralytics writes its run (weights, results.csv, args.yaml).
 ULTRALYTICS_DIR = "ultralytics"
+#: file that marks a folder as a training run of detprune (written when the run starts)
+TRAIN_MARK = ".detprune-train"
 _BACKBONE_LAST = 9
 _LEGACY_NECK_LAST = 23
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda|cuda:\d+|\d+)$")
@@ -507,15 +510,31 @@ def _prepare_out(out: Path, plan: _DataPlan, force: bool) -> Path:
         protected += [p for p in paths if p.exists()]
     out = check_output_dir(out, force=force, protected=protected)
     if out.exists() and any(out.iterdir()):  # force: remove what a previous run of ours wrote
-        looks_like_run = (out / "results.json").exists() or (out / ULTRALYTICS_DIR).is_dir()
-        if not looks_like_run:
+        if not _is_train_run(out):
             raise OutputError(
                 f"{out} is not empty and holds no detprune training run; refusing to replace it"
             )
-        (out / "results.json").unlink(missing_ok=True)
-        shutil.rmtree(out / ULTRALYTICS_DIR, ignore_errors=True)
+        for name in (ULTRALYTICS_DIR, "source"):
+            if (out / name).is_dir() and not (out / name).is_symlink():
+                shutil.rmtree(out / name)
+        for name in ("results.json", TRAIN_MARK):
+            (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
+    # marks the folder as a run from the start, so that --force may replace an interrupted one
+    atomic_write_text(out / TRAIN_MARK, json.dumps({"detprune_version": __version__}) + "\n")
     return out
+
+
+def _is_train_run(out: Path) -> bool:
+    """Whether ``out`` holds a run of :func:`train`: its mark (written when a run starts),
+    or a ``results.json`` that detprune wrote (runs from before the mark)."""
+    if (out / TRAIN_MARK).is_file():
+        return True
+    try:
+        results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(results, dict) and results.get("results_version") is not None
 
 
 # ----------------------------------------------------------------------------- pick orders
