@@ -19,7 +19,8 @@ Layout of ``OUT``::
 
 Resumption: a cell is finished when its ``train/results.json`` and
 ``data/manifest.json`` exist and record the settings this sweep asks for
-(method, seed, kept fraction, epochs) and the split's current fingerprint. Finished cells are read back,
+(method, seed, kept fraction, epochs) and the split's current fingerprint, and its
+``cell.json`` the current fingerprint of the val split it was scored on. Finished cells are read back,
 not rerun; an interrupted cell is redone from scratch. A cell that fails with a
 :class:`~detprune.errors.DetpruneError` is reported and skipped, and is retried
 by the next run of the same command.
@@ -62,9 +63,13 @@ __all__ = ["FULL", "Cell", "SweepResult", "plan_epochs", "sweep"]
 FULL = "full"
 #: Version of ``sweep.json``.
 SWEEP_VERSION = 1
+#: File of a finished cell recording what it was scored on (the val split's fingerprint).
+CELL_FILE = "cell.json"
 #: Settings that must be equal for a sweep folder to be resumed.
 _FIXED = ("data", "split", "epochs", "match", "model", "imgsz", "batch", "weights", "embed_seed",
-          "box_weight", "min_per_class", "materialize", "val_each_epoch")
+          "box_weight", "min_per_class", "materialize", "val_each_epoch", "measure_energy")
+#: The value of a fixed setting that a sweep.json of an older version does not record.
+_UNRECORDED = {"measure_energy": True}
 
 
 @dataclass(frozen=True)
@@ -194,12 +199,13 @@ def _prepare_out(out: Path, settings: dict, *, force: bool, protected: Sequence[
             raise OutputError(f"{out} exists, is not empty and holds no detprune sweep (no sweep.json); "
                               "choose another --out or empty it")
         else:
-            diff = [k for k in _FIXED if old.get("settings", {}).get(k) != settings[k]]
+            recorded = old.get("settings") if isinstance(old.get("settings"), dict) else {}
+            diff = [k for k in _FIXED if recorded.get(k, _UNRECORDED.get(k)) != settings[k]]
             if diff and not force:
                 k = diff[0]
                 raise OutputError(
-                    f"{out} holds a sweep with other settings ({k}: {old['settings'].get(k)!r} there, "
-                    f"{settings[k]!r} now); use another --out, or --force to start over"
+                    f"{out} holds a sweep with other settings ({k}: {recorded.get(k, _UNRECORDED.get(k))!r} "
+                    f"there, {settings[k]!r} now); use another --out, or --force to start over"
                 )
             if diff:
                 shutil.rmtree(out)
@@ -221,22 +227,28 @@ def _add(*xs) -> float | None:
 
 
 def _finished(cell: Cell, cdir: Path, epochs_for: Callable[[int], int],
-              source_fp: str) -> tuple[dict, dict] | None:
+              source_fp: str, val_fp: str | None = None) -> tuple[dict, dict] | None:
     """(manifest, results) of a finished cell, or None.
 
     Finished means: ``train/results.json`` and ``data/manifest.json`` readable and
     recording this cell's method, keep, seed, the epochs ``epochs_for(n_kept)``
     this sweep plans for it, and the current fingerprint of the split (images
-    added, removed or relabelled since make every cell run again).
+    added, removed or relabelled since make every cell run again); and ``cell.json``
+    recording the current fingerprint of the val split the cell was scored on (a
+    relabelled val split makes every cell run again: one table, one val set).
     """
     results = _read_json(cdir / "train" / "results.json")
     if results is None or results.get("results_version") is None:
         return None
-    if results.get("settings", {}).get("seed") != cell.seed:
+    settings = results.get("settings")
+    if not isinstance(settings, dict) or settings.get("seed") != cell.seed:
+        return None
+    if val_fp is not None and (_read_json(cdir / CELL_FILE) or {}).get("val_fingerprint") != val_fp:
         return None
     manifest = _read_json(cdir / "data" / "manifest.json") or {}
+    source = manifest.get("source")
     method = "srs" if cell.method == FULL else cell.method
-    if (manifest.get("source", {}).get("fingerprint") != source_fp
+    if (not isinstance(source, dict) or source.get("fingerprint") != source_fp
             or manifest.get("method") != method or manifest.get("seed") != cell.seed
             or manifest.get("keep") != cell.keep or not isinstance(manifest.get("kept"), int)):
         return None
@@ -246,7 +258,7 @@ def _finished(cell: Cell, cdir: Path, epochs_for: Callable[[int], int],
 
 
 def _earlier_rows(out: Path, current: set[str], epochs_for: Callable[[int], int], source_fp: str,
-                  n_full: int, match: str, embed_energy: dict) -> list[dict]:
+                  val_fp: str, n_full: int, match: str, embed_energy: dict) -> list[dict]:
     """Rows of the finished cells in ``out/cells`` that the current grid does not name.
 
     A sweep folder is resumed only with the same fixed settings, so a cell that an
@@ -270,7 +282,7 @@ def _earlier_rows(out: Path, current: set[str], epochs_for: Callable[[int], int]
         cell = Cell(FULL, 1.0, seed) if cdir.name == f"{FULL}-s{seed}" else Cell(method, keep, seed)
         if cell.id != cdir.name:  # not a cell folder of ours
             continue
-        done = _finished(cell, cdir, epochs_for, source_fp)
+        done = _finished(cell, cdir, epochs_for, source_fp, val_fp)
         if done is not None:
             key = (seed, cell.method != FULL, keep, method)
             found.append((key, _row(cell, cdir, out, *done, n_full, match, embed_energy)))
@@ -545,13 +557,16 @@ def sweep(
         "match": match, "model": os.fspath(model), "imgsz": imgsz, "batch": batch,
         "weights": weights, "embed_seed": embed_seed, "box_weight": box_weight,
         "min_per_class": min_per_class, "materialize": materialize,
-        "val_each_epoch": val_each_epoch,
+        "val_each_epoch": val_each_epoch, "measure_energy": measure_energy,
     }
     _prepare_out(out_path, settings, force=force, protected=source_paths(ds))
     from .export import fingerprint
 
     records = ds.split(split).records
     source_fp = fingerprint(ds.names, [r.image for r in records], [r.label for r in records], ds.root)
+    val_records = ds.split("val").records
+    val_fp = fingerprint(ds.names, [r.image for r in val_records], [r.label for r in val_records],
+                         ds.root)
 
     emb = _embed_once(out_path, data, split=split, weights=weights, imgsz=imgsz, batch=batch,
                       device=device, workers=workers, embed_seed=embed_seed, country=country,
@@ -576,12 +591,12 @@ def sweep(
     from ._interrupt import check as check_interrupt
 
     # finished cells of earlier runs over a larger grid stay in results.csv and the report
-    earlier = _earlier_rows(out_path, {c.id for c in cells}, epochs_for, source_fp, n_full, match,
-                            embed_energy)
+    earlier = _earlier_rows(out_path, {c.id for c in cells}, epochs_for, source_fp, val_fp, n_full,
+                            match, embed_energy)
     for cell in cells:
         check_interrupt()  # a Ctrl-C that landed in garbage collection was swallowed there
         cdir = out_path / "cells" / cell.id
-        done = _finished(cell, cdir, epochs_for, source_fp)
+        done = _finished(cell, cdir, epochs_for, source_fp, val_fp)
         if done is not None:
             rows[cell.id] = _row(cell, cdir, out_path, *done, n_full, match, embed_energy)
             skipped.append(cell.id)
@@ -613,13 +628,14 @@ def sweep(
             failed[cell.id] = str(exc)
             emit("fail", cell, {"error": str(exc)})
             continue
+        atomic_write_json(cdir / CELL_FILE, {"val_fingerprint": val_fp})
         rows[cell.id] = _row(cell, cdir, out_path, manifest, tr.results, n_full, match, embed_energy)
         emit("done", cell, rows[cell.id])
         _write_csv(csv_path, [rows[c.id] for c in cells if c.id in rows] + earlier)
 
     ordered = [rows[c.id] for c in cells if c.id in rows]
-    earlier = _earlier_rows(out_path, {c.id for c in cells}, epochs_for, source_fp, n_full, match,
-                            embed_energy)
+    earlier = _earlier_rows(out_path, {c.id for c in cells}, epochs_for, source_fp, val_fp, n_full,
+                            match, embed_energy)
     _write_csv(csv_path, ordered + earlier)
     report_path = None
     if report and (ordered or earlier):

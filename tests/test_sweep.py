@@ -293,6 +293,14 @@ def test_cells_rerun_when_the_dataset_changed(data, tmp_path):
     label.write_text(label.read_text() + "0 0.5 0.5 0.1 0.1\n")  # relabelled since
     r = sweep(yaml, **kw)
     assert r.skipped == [] and len(r.rows) == 1
+    assert sweep(yaml, **kw).skipped == ["srs-k0.5-s0"]
+    # the val split the cells are scored on changed: their scores no longer compare
+    val_label = sorted((root / "labels" / "val").glob("*.txt"))[0]
+    val_label.write_text(val_label.read_text() + "1 0.5 0.5 0.1 0.1\n")
+    assert sweep(yaml, **kw).skipped == []
+    # energy measured or not is a fixed setting: a table mixing both would be half empty
+    with pytest.raises(OutputError, match=r"other settings \(measure_energy: False there, True now\)"):
+        sweep(yaml, **{**kw, "measure_energy": True})
 
 
 def test_auto_weights_fall_back_to_the_models_checkpoint(tmp_path, monkeypatch):
