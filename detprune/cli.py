@@ -374,7 +374,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
-    order_by = args.order_by
+    order_by = order_name = args.order_by
     if order_by not in (None, "random", "manifest"):
         from . import pipeline
 
@@ -391,7 +391,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     r = train(
         args.data, model=args.model, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
         device=args.device, workers=args.workers, country=args.country, out=args.out,
-        seed=args.seed, schedule=args.schedule, order_by=order_by, patience=args.patience,
+        seed=args.seed, schedule=args.schedule, order_by=order_by, order_name=order_name,
+        patience=args.patience,
         val=not args.no_val, plots=args.plots, amp=not args.no_amp,
         measure_energy=not args.no_energy, force=args.force,
         keep_label_cache=args.keep_label_cache, verbose=args.verbose,

@@ -14,6 +14,7 @@ Layout of ``OUT``::
     cache/                shared embedding cache
     cells/<cell>/data/    the pruned dataset (manifest.json, train.txt, data.yaml)
     cells/<cell>/train/   the training run (results.json last, atomically)
+    cells/<cell>/cell.json  the fingerprint of the val split the cell was scored on
     results.csv           one row per finished cell (columns: ``RESULT_COLUMNS``)
     report.md, report.html, plots/*.png
 

@@ -218,8 +218,9 @@ def test_rank_orders_every_image_and_drives_train_order(data, cache, tmp_path):
 
     res = train(data, model="yolov5n.yaml", epochs=1, imgsz=64, batch=16, workers=0,
                 out=tmp_path / "run", measure_energy=False, val=False,
-                schedule="step:0.3@1.0", order_by=order).results
+                schedule="step:0.3@1.0", order_by=order, order_name="mms").results
     assert res["images_seen"] == round(0.3 * len(images))
+    assert res["schedule"]["order_by"] == "mms"  # what made the order, not just 'paths'
 
 
 def test_broken_labels_are_reported_not_fatal(tmp_path, cache):

@@ -947,6 +947,7 @@ def train(
     seed: int = 0,
     schedule: str | None = None,
     order_by: str | Sequence[str | os.PathLike] | None = None,
+    order_name: str | None = None,
     patience: int = 100,
     val: bool = True,
     plots: bool = False,
@@ -998,6 +999,9 @@ def train(
         (default), the first images of the pruning manifest's pick order
         (``"manifest"``; ``data`` must be a pruned dataset), or the first images
         of an explicit pick order (image paths, best first). Needs ``schedule``.
+    order_name : str, optional
+        What made an explicit pick order (e.g. ``"mms"`` for ``--order-by mms``),
+        recorded as the schedule's ``order_by`` instead of ``"paths"``.
     patience : int, default 100
         Early stopping after this many epochs without improvement.
     val : bool, default True
@@ -1049,7 +1053,7 @@ def train(
          "workers": workers, "seed": seed, "schedule": schedule, "patience": patience, "val": val,
          "plots": plots, "amp": amp, "measure_energy": measure_energy, "force": force,
          "keep_label_cache": keep_label_cache, "verbose": verbose, "order_by": order_by,
-         "close_mosaic": close_mosaic},
+         "close_mosaic": close_mosaic, "order_name": order_name},
         {"model": InstanceOf((str, os.PathLike), "a model yaml or checkpoint path"),
          "epochs": Interval("int", 1),
          "imgsz": Interval("int", 32),
@@ -1065,6 +1069,7 @@ def train(
          "force": InstanceOf(bool, "a bool"), "verbose": InstanceOf(bool, "a bool"),
          "keep_label_cache": InstanceOf(bool, "a bool"),
          "close_mosaic": [Interval("int", 0), IsNone()],
+         "order_name": [InstanceOf(str, "a str"), IsNone()],
          "order_by": [Options(("random", "manifest")), IsNone(),
                       Predicate(_is_path_sequence, "a sequence of image paths")]},
     )
@@ -1177,7 +1182,7 @@ def train(
                   "warmup_epochs": float(trainer.args.warmup_epochs),
                   "cpu_threads": cpu_threads},
         schedule=sched_text, fracs=plan_fracs, order=order_by if isinstance(order_by, str) else
-        ("paths" if order_by is not None else None),
+        ((order_name or "paths") if order_by is not None else None),
         versions={"ultralytics": getattr(ultralytics, "__version__", None),
                   "torch": torch.__version__},
     )
