@@ -14,6 +14,7 @@ from .errors import (
     MissingDependencyError,
     OutputError,
     ParameterError,
+    WriteError,
 )
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "MissingDependencyError",
     "OutputError",
     "ParameterError",
+    "WriteError",
     "__version__",
     "load_dataset",
 ]

@@ -39,13 +39,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     The file gets the permissions a plain ``open(path, "w")`` would give it
     (``0o666`` less the umask), not ``mkstemp``'s private ``0o600``.
     """
+    from .errors import OutputError, WriteError
+
     path = Path(path)
     if path.is_dir():
-        from .errors import OutputError
-
         raise OutputError(f"{path} is a folder; give a file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # a read-only or virtual folder (/proc), a file in the way, ...
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o666 & ~_umask())
@@ -53,11 +56,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):  # disk full, quota, permissions: one line naming the file
+            raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
 
 

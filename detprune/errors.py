@@ -29,3 +29,11 @@ class CacheError(DetpruneError):
 
 class OutputError(DetpruneError):
     """The output location cannot be written as asked."""
+
+
+class WriteError(OutputError, OSError):
+    """Writing an output file failed (disk full, no permission, a read-only folder).
+
+    An :class:`OSError` as well, so that code writing a cache only (which tolerates a
+    failed write) still catches it.
+    """

@@ -177,3 +177,16 @@ def test_images_of_one_stem_share_their_label_in_every_mode(tmp_path, mode):
     assert sorted(p.name for p in listed) == ["a.jpg", "a.png", "b.png"]
     found = {p.name: label_path_for(p).read_text() for p in listed}
     assert found == {"a.jpg": "1 0.5 0.5 0.1 0.1\n", "a.png": "1 0.5 0.5 0.1 0.1\n", "b.png": "0 0.5 0.5 0.1 0.1\n"}
+
+
+def test_a_failed_write_is_one_error_naming_the_file_and_still_an_oserror(tmp_path):
+    """Outputs: one line (the CLI's DetpruneError); caches, which tolerate a failed write
+    by catching OSError, still catch it."""
+    from detprune._io import atomic_write_text
+    from detprune.errors import DetpruneError
+
+    blocker = write_text(tmp_path / "file.txt", "x")
+    with pytest.raises(DetpruneError, match=r"^cannot write .*file\.txt/sub/out\.md: ") as info:
+        atomic_write_text(blocker / "sub" / "out.md", "table")
+    assert isinstance(info.value, OSError)
+    assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
