@@ -463,6 +463,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     c = compare_runs(args.runs, baseline=args.baseline)
     md, csv_text = c.to_markdown(), c.to_csv()
     print(md if args.format == "markdown" else csv_text, end="")
+    if args.format != "markdown":
+        for w in c.warnings:
+            print(f"detprune: warning: {w}", file=sys.stderr)
     if args.out:
         out = Path(args.out)
         if out.suffix.lower() in (".md", ".csv"):

@@ -132,3 +132,30 @@ def test_cli_compare_prints_and_writes(runs, tmp_path, capsys):
     assert main(["compare", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("detprune: error: ") and err.count("\n") == 1
+
+
+def test_duplicates_names_and_runs_that_do_not_compare(tmp_path, runs):
+    full, half, _ = runs
+    # the same run named three ways is one row
+    c = compare_runs([full, tmp_path / "." / "full", full / "results.json", half])
+    assert [r["run"] for r in c.rows] == ["full", "half"] and not c.warnings
+    # equal folder names of two sweeps' cells are told apart by their parent
+    a = write_run(tmp_path / "sweepA", "mms-k0.3-s0", map50=0.7, map5095=0.4, seen=900, seconds=9.0,
+                  kwh=0.001, co2=0.001)
+    b = write_run(tmp_path / "sweepB", "mms-k0.3-s0", map50=0.6, map5095=0.3, seen=900, seconds=9.0,
+                  kwh=0.001, co2=0.001)
+    assert [r["run"] for r in compare_runs([a, b]).rows] == ["sweepA/mms-k0.3-s0", "sweepB/mms-k0.3-s0"]
+    # other val sets or classes: said in the table
+    for run, n, names in ((a, 6, ["circle"]), (b, 5, ["circle", "square"])):
+        res = json.loads((run / "results.json").read_text())
+        res["data"] = {"val_images": n, "names": names}
+        (run / "results.json").write_text(json.dumps(res))
+    c = compare_runs([a, b])
+    assert len(c.warnings) == 2 and "different numbers of val images (5, 6)" in c.warnings[1]
+    assert "Warning: the runs were trained on different classes" in c.to_markdown()
+    # hand-edited fields of the wrong type: figures missing, no crash
+    res = json.loads((b / "results.json").read_text())
+    res.update({"combined": "x", "schedule": 5, "pruning": [1], "data": []})
+    (b / "results.json").write_text(json.dumps(res))
+    row = compare_runs([a, b]).rows[1]
+    assert row["combined_seconds"] is None and row["schedule"] is None

@@ -76,9 +76,14 @@ def _num(x: object) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
+def _dict(x: object) -> dict:
+    """``x`` where it is a dict, else empty (a hand-edited results.json)."""
+    return x if isinstance(x, dict) else {}
+
+
 def _row(run: Path, r: dict) -> dict:
-    combined = r.get("combined") or {}
-    pruning = r.get("pruning") or {}
+    combined = _dict(r.get("combined"))
+    pruning = _dict(r.get("pruning"))
     seen = r.get("images_seen")
     return {
         "run": run.name if run.is_dir() else run.parent.name,
@@ -94,9 +99,23 @@ def _row(run: Path, r: dict) -> dict:
         "combined_co2_kg": _num(combined.get("co2_kg")),
         "includes_pruning": bool(combined.get("includes_pruning")),
         "pruning_id": pruning.get("id"),
-        "schedule": (r.get("schedule") or {}).get("spec"),
+        "schedule": _dict(r.get("schedule")).get("spec"),
         "epochs": r.get("epochs"),
     }
+
+
+def _warnings(rows: Sequence[dict], data: Sequence[dict]) -> list[str]:
+    """What makes the runs' figures not comparable: other classes, other val sets."""
+    out = []
+    names = {tuple(d["names"]) for d in data if isinstance(d.get("names"), list)}
+    if len(names) > 1:
+        out.append("the runs were trained on different classes: their mAPs do not compare")
+    val = {d.get("val_images") for d in data if isinstance(d.get("val_images"), int)}
+    if len(val) > 1:
+        counts = ", ".join(str(v) for v in sorted(val))
+        out.append(f"the runs were validated on different numbers of val images ({counts}): "
+                   "their mAPs do not compare")
+    return out
 
 
 def _ratio(value: float | None, base: float | None) -> float | None:
@@ -118,10 +137,13 @@ class Comparison:
         ``pruning_id``, ``schedule``, ``epochs``.
     baseline : int
         Index of the baseline row.
+    warnings : tuple of str
+        Why the runs' figures may not compare (other classes, other val sets).
     """
 
     rows: list[dict]
     baseline: int
+    warnings: tuple[str, ...] = ()
 
     @property
     def show_combined(self) -> bool:
@@ -156,6 +178,7 @@ class Comparison:
             f"Percentages are relative to the baseline run '{base['run']}'; for mAP they are the share "
             "of the baseline's mAP kept, for the other columns the share of its cost."
         )
+        lines += [f"Warning: {w}." for w in self.warnings]
         return "\n".join(lines) + "\n"
 
     def to_csv(self) -> str:
@@ -205,7 +228,21 @@ def compare_runs(
         keyed = [p.resolve() for p in paths]
         if b.resolve() not in keyed:
             paths.insert(0, b)
-    rows = [_row(p, load_run(p)) for p in paths]
+    unique: list[Path] = []  # a run named twice (./r1, r1, r1/results.json) is shown once
+    seen_files: set[Path] = set()
+    for p in paths:
+        f = (p / "results.json" if p.is_dir() else p).resolve()
+        if f not in seen_files:
+            seen_files.add(f)
+            unique.append(p)
+    paths = unique
+    loaded = [load_run(p) for p in paths]
+    rows = [_row(p, r) for p, r in zip(paths, loaded, strict=True)]
+    labels = [r["run"] for r in rows]
+    for r, p in zip(rows, paths, strict=True):  # equal folder names (cells of two sweeps)
+        if labels.count(r["run"]) > 1:
+            folder = p if p.is_dir() else p.parent
+            r["run"] = f"{folder.parent.name}/{folder.name}"
     if baseline is not None:
         target = Path(baseline).expanduser().resolve()
         base_i = next(i for i, p in enumerate(paths) if p.resolve() == target)
@@ -216,4 +253,4 @@ def compare_runs(
     for r in rows:
         for key, _, _ in COLUMNS + COMBINED:
             r[f"{key}_rel"] = _ratio(r[key], base[key])
-    return Comparison(rows, base_i)
+    return Comparison(rows, base_i, tuple(_warnings(rows, [_dict(r.get("data")) for r in loaded])))
