@@ -127,6 +127,25 @@ def test_manifest_round_trip_and_fingerprint(data, cache, tmp_path):
     finally:
         label.write_bytes(original)
     assert not (tmp_path / "c").exists()
+    # a hand-edited manifest: one line each, nothing written
+    from detprune.errors import DetpruneError
+
+    good = json.loads((r.out / "manifest.json").read_text())
+    sel = good["selected"]
+    for edit, says in [
+        ({"selected": "abc"}, "'selected' must be a non-empty list"),
+        ({"selected": []}, "'selected' must be a non-empty list"),
+        ({"selected": [*sel, sel[0]]}, "lists .* twice"),
+        ({"selected": [{"rank": 1}, *sel[1:]]}, "entry 0 of 'selected' has no image 'path'"),
+        ({"selected": sel[1:]}, f"'kept' is {len(sel)} but 'selected' lists {len(sel) - 1} images"),
+        ({"source": {**good["source"], "fingerprint": 5}}, "'source' must record"),
+    ]:
+        edited = tmp_path / "edited" / "manifest.json"
+        edited.parent.mkdir(exist_ok=True)
+        edited.write_text(json.dumps({**good, **edit}))
+        with pytest.raises(DetpruneError, match=says):
+            pipeline.export(edited, out=tmp_path / "d")
+        assert not (tmp_path / "d").exists()
 
 
 def test_cli_prune_prints_report_and_opens_no_socket(data, cache, tmp_path, capsys, monkeypatch):

@@ -74,4 +74,28 @@ def read_manifest(path: Path) -> dict:
         raise DetpruneError(f"{p}: not a readable detprune manifest ({exc})") from exc
     if not isinstance(data, dict) or data.get("manifest_version") != MANIFEST_VERSION or "selected" not in data:
         raise DetpruneError(f"{p}: not a detprune manifest (version {MANIFEST_VERSION})")
+    _check_manifest(data, p)
     return data
+
+
+def _check_manifest(data: dict, p: Path) -> None:
+    """The fields export relies on, with their types (a hand-edited manifest gets one line)."""
+    src = data.get("source")
+    if not isinstance(src, dict) or not all(
+        isinstance(src.get(k), str) for k in ("root", "split", "fingerprint")
+    ) or not isinstance(src.get("yaml"), str | None):
+        raise DetpruneError(f"{p}: 'source' must record the dataset's root, yaml, split and fingerprint")
+    sel = data["selected"]
+    if not isinstance(sel, list) or not sel:
+        raise DetpruneError(f"{p}: 'selected' must be a non-empty list of the kept images")
+    seen: set[str] = set()
+    for i, entry in enumerate(sel):
+        path = entry.get("path") if isinstance(entry, dict) else None
+        if not isinstance(path, str) or not path:
+            raise DetpruneError(f"{p}: entry {i} of 'selected' has no image 'path'")
+        if path in seen:
+            raise DetpruneError(f"{p}: 'selected' lists {path} twice")
+        seen.add(path)
+    kept = data.get("kept")
+    if isinstance(kept, int) and not isinstance(kept, bool) and kept != len(sel):
+        raise DetpruneError(f"{p}: 'kept' is {kept} but 'selected' lists {len(sel)} images")
