@@ -132,8 +132,12 @@ def set_field(lines: list[str], i: int, column: str, value: str) -> None:
         (lambda lines: lines.__setitem__(2, lines[2] + ",extra"), 3, "fields"),
         (lambda lines: lines.__setitem__(5, lines[5].rsplit(",", 3)[0]), 6, "fields"),
         (lambda lines: set_field(lines, 4, "seed", "1.5"), 5, "seed"),
+        (lambda lines: set_field(lines, 3, "keep", "-3"), 4, "keep is -3.0; it must be a fraction"),
+        (lambda lines: set_field(lines, 2, "map50_95", "inf"), 3, "map50_95 is inf; it must be in [0, 1]"),
+        (lambda lines: set_field(lines, 4, "images_seen", "-10"), 5, "images_seen is -10"),
     ],
-    ids=["bad-number", "too-many-fields", "too-few-fields", "non-integer-seed"],
+    ids=["bad-number", "too-many-fields", "too-few-fields", "non-integer-seed", "negative-keep",
+         "infinite-map", "negative-count"],
 )
 def test_read_results_malformed_row_names_file_and_line(tmp_path, edit, line, needle):
     path = write_csv(tmp_path / "results.csv", make_rows())

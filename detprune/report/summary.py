@@ -157,7 +157,27 @@ def parse_row(row: Mapping[str, object]) -> dict:
     for key in ("method", "keep", "seed"):
         if out[key] is None or out[key] == "":
             raise ValueError(f"{key} is missing")
+    for key, (lo, hi, what) in _RANGES.items():
+        v = out.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool) and not lo <= v <= hi:
+            raise ValueError(f"{key} is {v}; it must be {what}")
     return out
+
+
+#: Values a results row can hold (a hand-edited or damaged results.csv gets one line).
+_RANGES = {
+    "keep": (1e-300, 1.0, "a fraction in (0, 1]"),
+    "kept_fraction": (0.0, 1.0, "a fraction in [0, 1]"),
+    "map50": (0.0, 1.0, "in [0, 1]"),
+    "map50_95": (0.0, 1.0, "in [0, 1]"),
+    "precision": (0.0, 1.0, "in [0, 1]"),
+    "recall": (0.0, 1.0, "in [0, 1]"),
+    "seed": (0, float("inf"), ">= 0"),
+    **{k: (0, float("inf"), ">= 0") for k in (
+        "n_full", "n_kept", "epochs", "optimizer_steps", "images_seen", "prune_seconds",
+        "prune_energy_kwh", "prune_co2_kg", "train_seconds", "train_energy_kwh", "train_co2_kg",
+        "energy_kwh", "co2_kg", "eps_linf", "eps_l2")},
+}
 
 
 def read_results(path: str | os.PathLike) -> list[dict]:
