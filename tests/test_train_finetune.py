@@ -479,6 +479,9 @@ def test_moved_pruned_dataset_is_refused(data, tmp_path):
     (pruned / "train.txt").write_text("")  # something else at the old place
     with pytest.raises(DatasetError, match=r"moved after it was written.*detprune export"):
         train(moved, epochs=1, out=tmp_path / "run", **TINY)
+    shutil.rmtree(pruned)  # nothing left at the old place: still 'moved', not 'does not exist'
+    with pytest.raises(DatasetError, match=r"moved after it was written.*detprune export"):
+        train(moved, epochs=1, out=tmp_path / "run", **TINY)
 
 
 def test_pruned_list_with_a_deleted_source_image_is_refused(data, tmp_path):

@@ -243,11 +243,7 @@ def _resolve_data(data: str | os.PathLike) -> _DataPlan:
         if split not in cfg["splits"]:
             raise DatasetError(f"{p}: no '{split}' entry (train needs both 'train' and 'val')")
     for split, sources in cfg["splits"].items():
-        paths = [resolve_source(cfg["root"], s) for s in sources]
-        missing = [str(x) for x in paths if not x.exists()]
-        if missing and split in ("train", "val"):
-            raise DatasetError(f"{p}: the '{split}' entry {missing[0]} does not exist")
-        entries[split] = paths
+        entries[split] = [resolve_source(cfg["root"], s) for s in sources]
     manifest = manifest_path = None
     candidate = p.parent / "manifest.json"
     if candidate.is_file():
@@ -259,6 +255,10 @@ def _resolve_data(data: str | os.PathLike) -> _DataPlan:
                 f"{p}: this pruned dataset's train entry is {outside[0]}, outside its folder: it was "
                 f"moved after it was written. Rebuild it here with `detprune export {candidate} --out DIR`"
             )
+    for split in ("train", "val"):
+        missing = [str(x) for x in entries[split] if not x.exists()]
+        if missing:
+            raise DatasetError(f"{p}: the '{split}' entry {missing[0]} does not exist")
         for lst in (x for x in entries["train"] if x.suffix == ".txt"):
             listed = [ln.strip() for ln in lst.read_text(encoding="utf-8").splitlines() if ln.strip()]
             gone = [x for x in listed if os.path.isabs(x) and not os.path.exists(x)]
