@@ -63,13 +63,14 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _embedding_args(p: argparse.ArgumentParser, *, cache: bool = True) -> None:
+def _embedding_args(p: argparse.ArgumentParser, *, cache: bool = True,
+                    batch_help: str = "images per forward pass (default 16)") -> None:
     g = p.add_argument_group("embedding")
     g.add_argument("--weights", default="auto",
                    help="ultralytics YOLOv5u checkpoint, legacy yolov5 .pt, model yaml (random init), "
                         "or 'auto' (default: a cached pretrained checkpoint, else a seeded random backbone)")
     g.add_argument("--imgsz", type=int, default=640, help="letterbox size (default 640)")
-    g.add_argument("--batch", type=int, default=16, help="images per forward pass (default 16)")
+    g.add_argument("--batch", type=int, default=16, help=batch_help)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     g.add_argument("--workers", type=int, default=None, help="image-decoding workers")
     if cache:
@@ -509,7 +510,9 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true",
                    help="start over when OUT holds other content or a sweep with other settings")
     p.add_argument("--verbose", action="store_true", help="show ultralytics' and codecarbon's log")
-    _embedding_args(p, cache=False)  # a sweep keeps its embeddings in OUT/cache
+    _embedding_args(p, cache=False,  # a sweep keeps its embeddings in OUT/cache
+                    batch_help="images per forward pass of the embedding and per training batch "
+                               "(drives --match steps; default 16)")
     p.set_defaults(func=_cmd_sweep)
 
 

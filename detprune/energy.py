@@ -102,7 +102,10 @@ class EnergyLog:
         return {
             "phases": {p.phase: p.to_dict() for p in self.phases},
             "total": self.totals().to_dict(),
-            "estimated_with": "codecarbon OfflineEmissionsTracker (software estimate, not a wall meter)",
+            "estimated_with": (
+                "codecarbon OfflineEmissionsTracker (software estimate, not a wall meter)"
+                if self.enabled else "not measured (time only)"
+            ),
         }
 
 
