@@ -150,6 +150,15 @@ def configure_offline() -> Path:
         return _configured
 
 
+class _QuietSettingsBanner(logging.Filter):
+    """Drops ultralytics' 'Creating new Ultralytics Settings ...' banner: detprune's own
+    settings file (in its config folder) is new on every new machine, and the banner tells
+    how to edit a file the user never asked for, amid detprune's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Creating new Ultralytics Settings")
+
+
 def import_ultralytics() -> ModuleType:
     """Configure offline use, import ultralytics and turn its analytics sync off.
 
@@ -167,7 +176,14 @@ def import_ultralytics() -> ModuleType:
     configure_offline()
     from ._optional import require
 
-    ultralytics = require("ultralytics", purpose="YOLOv5 embeddings")
+    quiet = _QuietSettingsBanner()
+    first = "ultralytics" not in sys.modules
+    if first:  # its first import in a new YOLO_CONFIG_DIR prints a settings banner on stdout
+        logging.getLogger("ultralytics").addFilter(quiet)
+    try:
+        ultralytics = require("ultralytics", purpose="YOLOv5 embeddings")
+    finally:
+        logging.getLogger("ultralytics").removeFilter(quiet)
     if not _synced_off:
         with _lock:
             try:

@@ -93,3 +93,15 @@ def test_downloads_allowed_flag(monkeypatch):
         assert not downloads_allowed()
     monkeypatch.setenv("DETPRUNE_OFFLINE", "0")
     assert downloads_allowed()
+
+
+def test_first_import_in_a_new_home_prints_no_settings_banner(tmp_path):
+    pytest.importorskip("ultralytics")
+    env = {**os.environ, "DETPRUNE_HOME": str(tmp_path / "home")}
+    for name in ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR"):
+        env.pop(name, None)
+    code = "from detprune._offline import import_ultralytics; import_ultralytics(); print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout == "ok\n" and "Settings" not in out.stderr
+    assert (tmp_path / "home" / "ultralytics" / "Ultralytics" / "settings.json").is_file()
