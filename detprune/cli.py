@@ -240,7 +240,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("manifest")
     p.add_argument("--out", required=True)
-    p.add_argument("--materialize", default="copy", choices=["list", "symlink", "hardlink", "copy"])
+    p.add_argument("--materialize", default="copy", choices=["list", "symlink", "hardlink", "copy"],
+                   help="how the kept images are written (default copy: a self-contained dataset)")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=_cmd_export)
 

@@ -462,7 +462,8 @@ def render_report(
     blocks.append(("p", "Mean ± standard deviation over seeds (sample std, ddof = 1; no ± with "
                         "one seed). Ratios are to the full-data baseline over the same seeds: "
                         "for mAP the share kept, for energy (reduction + training) the share "
-                        "spent. ε L∞ is the largest L∞ distance, in the embedding space, from a "
+                        "spent. ε L∞ is the largest L∞ distance, in the selection feature space "
+                        "(normalised embedding + weighted box statistics), from a "
                         "full-set image to its nearest kept image of the same class (maximum "
                         "over classes; inf when a class lost every image)."))
     if summary:
