@@ -607,7 +607,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # also after the command: `detprune inspect DATA --debug`
+    argv = [a for a in argv if a != "--debug"]
     args = parser.parse_args(argv)
+    args.debug = args.debug or debug
     args.argv = argv[argv.index(args.command) + 1:] if args.command in argv else argv
     if not getattr(args, "func", None):
         parser.print_help()

@@ -52,6 +52,10 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("detprune: error:")
     assert "Traceback" not in r.stderr
+    # --debug shows the traceback, given before or after the command
+    for args in (["--debug", "inspect", str(bad)], ["inspect", str(bad), "--debug"]):
+        r = subprocess.run([sys.executable, "-m", "detprune", *args], capture_output=True, text=True)
+        assert r.returncode == 1 and "Traceback" in r.stderr and "DatasetError" in r.stderr
 
 
 def test_version_and_help(capsys):
