@@ -70,5 +70,17 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_default(value: object) -> object:
+    """``json.dumps(default=...)`` for numpy numbers a library caller passed
+    (``keep=np.float32(0.3)``)."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=True) + "\n")
+    atomic_write_text(
+        path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=True, default=json_default) + "\n"
+    )

@@ -9,6 +9,7 @@ The message is always::
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ class Interval(Constraint):
             return False
         if value != value:  # NaN
             return False
+        if self.kind != "int" and math.isinf(value):  # no parameter takes an infinite value
+            return False
         if self.low is not None:
             if self.closed in ("both", "left"):
                 if value < self.low:
@@ -71,7 +74,7 @@ class Interval(Constraint):
         return True
 
     def describe(self) -> str:
-        name = "an int" if self.kind == "int" else "a float"
+        name = "an int" if self.kind == "int" else "a finite float" if self.high is None else "a float"
         if self.low is None and self.high is None:
             return name
         if self.high is None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from ._version import __version__
 from .dataset import load_dataset, source_paths
 from .dataset.load import source_files
 from .dataset.summary import summarize
+from .errors import ParameterError
 
 
 def inspect(
@@ -45,6 +45,28 @@ def inspect(
 
         atomic_write_json(json_out, summary)
     return summary
+
+
+def _method_params(method_params, owner: str) -> dict:
+    """``method_params`` as keyword arguments (a mapping of names), or a ParameterError."""
+    if method_params is None:
+        return {}
+    if not isinstance(method_params, Mapping) or not all(isinstance(k, str) for k in method_params):
+        raise ParameterError(
+            f"The 'method_params' parameter of {owner} must be None or a mapping of parameter "
+            f"names to values. Got {type(method_params).__name__} instead."
+        )
+    return dict(method_params)
+
+
+def _data_path(data, owner: str) -> str | os.PathLike:
+    """``data`` if it is a path, else a ParameterError (not pathlib's TypeError)."""
+    if not isinstance(data, str | os.PathLike):
+        raise ParameterError(
+            f"The 'data' parameter of {owner} must be a path to a data.yaml or a dataset folder. "
+            f"Got {type(data).__name__} instead."
+        )
+    return data
 
 
 def _check_embedding_params(owner: str, imgsz, batch, workers, device) -> None:
@@ -228,20 +250,15 @@ def prune(
          "embed_seed": [Interval("int", 0), IsNone()]},
     )
     _check_embedding_params("prune", imgsz, batch, workers, device)
-    if dedup_threshold is not None and not math.isfinite(dedup_threshold):
-        raise ParameterError(
-            f"The 'dedup_threshold' parameter of prune must be a finite float > 0 or None. "
-            f"Got {dedup_threshold!r} instead."
-        )
     if (keep is None) == (budget is None):
         raise ParameterError("give exactly one of --keep (a fraction) or --budget (a number of images)")
     from .select import get_reducer
 
-    reducer = get_reducer(method, **(method_params or {}))
+    reducer = get_reducer(method, **_method_params(method_params, "prune"))
 
     energy = EnergyLog(country=country, enabled=measure_energy, verbose=verbose)
     t_start = time.time()
-    ds = load_dataset(data)
+    ds = load_dataset(_data_path(data, "prune"))
     sp = ds.split(split)
     records = list(sp.records)
     if not records:
@@ -418,11 +435,20 @@ def rank(
     list of Path
         Image paths, most preferred first; images that could not be embedded are left out.
     """
+    from ._validation import Interval, validate_params
     from .dataset import assign_strata, box_statistics
     from .select import build_feature_space, get_reducer, stratified_select
 
-    reducer = get_reducer(method, **(method_params or {}))
-    ds = load_dataset(data, splits=[split])
+    validate_params(  # before the embedding, in rank's own terms
+        "rank",
+        {"seed": seed, "min_per_class": min_per_class, "min_stratum_size": min_stratum_size,
+         "box_weight": box_weight},
+        {"seed": Interval("int", 0), "min_per_class": Interval("int", 0),
+         "min_stratum_size": Interval("int", 1), "box_weight": Interval("float", 0, 1, "left")},
+    )
+    _check_embedding_params("rank", imgsz, batch, workers, device)
+    reducer = get_reducer(method, **_method_params(method_params, "rank"))
+    ds = load_dataset(_data_path(data, "rank"), splits=[split])
     records = list(ds.split(split).records)
     cache_dir = Path(cache) if cache is not None else default_cache_dir(ds.root)
     _, vectors, usable, _ = _embed_records(

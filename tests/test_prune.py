@@ -606,3 +606,21 @@ def test_an_infinite_dedup_threshold_is_refused(tmp_path):
     with pytest.raises(ParameterError, match=r"^The 'dedup_threshold' parameter of prune must be a finite "
                        r"float > 0 or None\. Got inf instead\.$"):
         pipeline.prune(SAMPLE_DATA, keep=0.3, dedup_threshold=float("inf"), out=tmp_path / "o", **FAST)
+
+
+def test_library_calls_with_wrong_types_are_parameter_errors(tmp_path):
+    from detprune.select import get_reducer
+
+    with pytest.raises(ParameterError, match=r"^The 'method_params' parameter of prune must be None or a "
+                       r"mapping .* Got list instead\.$"):
+        pipeline.prune(SAMPLE_DATA, keep=0.3, method_params=[("niter", 3)], out=tmp_path / "o", **FAST)
+    for bad in (None, 3):
+        with pytest.raises(ParameterError, match=r"^The 'data' parameter of prune must be a path"):
+            pipeline.prune(bad, keep=0.3, out=tmp_path / "o", **FAST)
+    with pytest.raises(ParameterError, match="The 'method' parameter of detprune must be one of"):
+        get_reducer(["mms"])
+    # rank checks its own parameters before embedding anything (the dataset is missing here)
+    for kw, name in (({"min_stratum_size": 0}, "min_stratum_size"), ({"box_weight": 2.0}, "box_weight"),
+                     ({"seed": -1}, "seed"), ({"imgsz": 33}, "imgsz")):
+        with pytest.raises(ParameterError, match=rf"^The '{name}' parameter of rank must be"):
+            pipeline.rank(tmp_path / "missing", method="mms", **kw)

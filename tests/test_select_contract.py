@@ -175,6 +175,24 @@ def test_bad_budget(name: str, budget: object) -> None:
 
 
 @pytest.mark.parametrize("name", METHODS)
+def test_numpy_numbers_as_parameters_and_infinite_floats(name: str) -> None:
+    """np.int64(5) passes the int checks: the selection records it as a plain number (it
+    failed to serialise after all the work); an infinite float parameter is refused."""
+    X, strata, classes = _data()
+    reducer = get_reducer(name)
+    params = reducer.get_params()
+    numeric = {k: v for k, v in params.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    as_numpy = {k: (np.int64(v) if isinstance(v, int) else np.float32(v)) for k, v in numeric.items()}
+    sel = stratified_select(get_reducer(name, **as_numpy), X, 10, strata=strata, classes=classes, seed=1)
+    json.dumps(sel.params)
+    assert sel.params["budget"] == 10
+    for k, v in numeric.items():
+        if isinstance(v, float):
+            with pytest.raises(ParameterError, match=rf"^The '{k}' parameter of .+ Got inf instead\.$"):
+                _select(get_reducer(name, **{k: float("inf")}), X, 5)
+
+
+@pytest.mark.parametrize("name", METHODS)
 def test_bad_parameters(name: str) -> None:
     X, _, _ = _data()
     for pname, value in BAD_PARAMS[name]:

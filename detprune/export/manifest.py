@@ -9,7 +9,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._io import atomic_write_text
+from .._io import atomic_write_text, json_default
 from ..errors import DetpruneError
 
 MANIFEST_VERSION = 1
@@ -52,7 +52,8 @@ def _rel(p: Path, root: Path) -> str:
 
 def write_manifest(out: Path, manifest: dict, rows: Sequence[dict]) -> None:
     """Write ``manifest.json`` and ``manifest.csv`` (one row per image of the split) atomically."""
-    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, allow_nan=True) + "\n")
+    atomic_write_text(out / "manifest.json",
+                      json.dumps(manifest, indent=2, allow_nan=True, default=json_default) + "\n")
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     w.writeheader()

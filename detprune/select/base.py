@@ -102,6 +102,9 @@ class Selection:
             raise ValueError("Selection.scores must be finite")
         if not isinstance(self.method, str) or not self.method:
             raise TypeError("Selection.method must be a non-empty string")
+        if isinstance(self.params, dict):  # numpy numbers (np.int64(5) passes the int checks)
+            object.__setattr__(self, "params", {
+                k: v.item() if isinstance(v, np.generic) else v for k, v in self.params.items()})
         _check_json("Selection", "params", self.params)
         _check_json("Selection", "info", self.info)
         idx.flags.writeable = False

@@ -110,7 +110,7 @@ def log_density(
             n_components=max(1, min(components, n)),
             covariance_type="full",
             reg_covar=1e-4,
-            random_state=seed,
+            random_state=seed % 2**32,  # sklearn takes 32-bit seeds
         ).fit(Z)
         lp = gm.score_samples(Z)
         return lp, float(lp.mean())

@@ -73,7 +73,7 @@ def leverage_scores(
     else:
         from sklearn.utils.extmath import randomized_svd
 
-        U, s, _ = randomized_svd(Xc, n_components=cap, n_iter=4, random_state=seed)
+        U, s, _ = randomized_svd(Xc, n_components=cap, n_iter=4, random_state=seed % 2**32)
         evals = s**2
         V = None
     cum = np.cumsum(evals) / total

@@ -53,7 +53,7 @@ def get_reducer(name: str, **params: Any) -> Reducer:
     ParameterError
         Unknown method name or unknown parameter name.
     """
-    key = name.lower() if isinstance(name, str) else name
+    key = name.lower() if isinstance(name, str) else None  # a list is no name (nor hashable)
     if key not in REGISTRY:
         known = ", ".join(repr(k) for k in REGISTRY)
         raise param_error("detprune", "method", f"one of {known}", name)

@@ -91,7 +91,7 @@ def build_feature_space(
         from sklearn.decomposition import PCA
 
         A = PCA(
-            n_components=int(pca_dim), whiten=bool(whiten), random_state=int(seed)
+            n_components=int(pca_dim), whiten=bool(whiten), random_state=int(seed) % 2**32
         ).fit_transform(A)
         if not use_box:
             return np.ascontiguousarray(A, dtype=np.float32)
