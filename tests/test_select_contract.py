@@ -23,7 +23,7 @@ FORMAT = re.compile(r"^The '[A-Za-z_]+' parameter of [A-Za-z_]+ must be .+\. Got
 
 # One invalid value per declared parameter, per method.
 BAD_PARAMS = {
-    "clc": [("niter", 0)],
+    "clc": [("niter", 0), ("niter", 10**10)],  # FAISS takes a 32-bit count
     "mms": [("batch_size", 0), ("device", "tpu")],
     "des": [("base_fraction", 0.0), ("n_prototypes", 1), ("temperature", -1.0), ("niter", 0)],
     "rkmeans": [("n_clusters", 0), ("niter", 1.5)],

@@ -81,7 +81,7 @@ class CLC(Reducer):
 
     name = "clc"
     description = "Clustering centroids: k-means (k = budget), keep the image nearest each centre."
-    _constraints = {"niter": Interval("int", 1, None)}  # noqa: RUF012
+    _constraints = {"niter": Interval("int", 1, 100_000)}  # noqa: RUF012
     randomized = True
 
     def __init__(self, *, niter: int = 20) -> None:

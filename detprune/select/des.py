@@ -87,7 +87,7 @@ class DES(Reducer):
         "base_fraction": Interval("real", 0, 1, "right"),
         "n_prototypes": Interval("int", 2, None),
         "temperature": Interval("real", 0, None, "neither"),
-        "niter": Interval("int", 1, None),
+        "niter": Interval("int", 1, 100_000),
     }
     randomized = True
 

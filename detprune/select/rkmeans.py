@@ -73,7 +73,7 @@ class RKMeans(Reducer):
     description = "Representative k-means: equal shares of the images nearest each cluster centre."
     _constraints = {  # noqa: RUF012
         "n_clusters": [Interval("int", 1, None), IsNone()],
-        "niter": Interval("int", 1, None),
+        "niter": Interval("int", 1, 100_000),
     }
     randomized = True
 

@@ -98,7 +98,7 @@ class VQ(Reducer):
         "n_codes": [Interval("int", 1, None), IsNone()],
         "alpha": Interval("real", 0, 1, "both"),
         "prefer": Options(("far", "near")),
-        "niter": Interval("int", 1, None),
+        "niter": Interval("int", 1, 100_000),
     }
     randomized = True
 
