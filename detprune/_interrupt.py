@@ -23,10 +23,18 @@ def _handler(signum, frame) -> None:
 
 
 def install() -> None:
-    """Remember every Ctrl-C (main thread only; a no-op elsewhere)."""
+    """Remember every Ctrl-C (main thread only; a no-op elsewhere).
+
+    SIGTERM and SIGHUP (what ``timeout``, systemd, Slurm, Kubernetes and a closed
+    terminal send) are handled as Ctrl-C: the run stops the same clean way, temporary
+    output removed and the embeddings computed so far kept in the cache.
+    """
     if threading.current_thread() is threading.main_thread():
         _pressed.clear()
-        signal.signal(signal.SIGINT, _handler)
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)  # no SIGHUP on Windows
+            if sig is not None:
+                signal.signal(sig, _handler)
 
 
 def check() -> None:

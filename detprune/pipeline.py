@@ -343,7 +343,7 @@ def prune(
     from .export import fingerprint, write_manifest
 
     kept = [usable[i] for i in picked]
-    with energy.phase("export"), atomic_output_dir(out_path) as tmp:
+    with energy.phase("export"), atomic_output_dir(out_path, force=force, marks=("manifest.json",)) as tmp:
         written = _write_tree(tmp, out_path, ds, split, kept, materialize)
         manifest = _manifest(
             ds=ds, split=split, data=data, reducer=reducer, sel=sel, picked=picked, usable=usable,
@@ -729,7 +729,7 @@ def export(
         Path(out), force=force, protected=[*source_paths(ds), Path(manifest)], marks=("manifest.json",)
     )
     m = dict(m, materialize=materialize)
-    with atomic_output_dir(out_path) as tmp:
+    with atomic_output_dir(out_path, force=force, marks=("manifest.json",)) as tmp:
         m.update(_write_tree(tmp, out_path, ds, split, kept, materialize))
         (tmp / "manifest.json").write_text(json.dumps(m, indent=2, allow_nan=True) + "\n")
         src_csv = Path(manifest)

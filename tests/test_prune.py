@@ -624,3 +624,46 @@ def test_library_calls_with_wrong_types_are_parameter_errors(tmp_path):
                      ({"seed": -1}, "seed"), ({"imgsz": 33}, "imgsz")):
         with pytest.raises(ParameterError, match=rf"^The '{name}' parameter of rank must be"):
             pipeline.rank(tmp_path / "missing", method="mms", **kw)
+
+
+def test_a_folder_that_appears_during_the_run_is_never_replaced(data, cache, tmp_path, monkeypatch):
+    """--out is checked at the start and again when the result is put in place: a folder
+    made meanwhile (the user's, or another run's without --force) stays as it is."""
+    import detprune.export
+
+    real = detprune.export.materialize_split
+    out = tmp_path / "o"
+
+    def meanwhile(*a, **k):
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+        return real(*a, **k)
+
+    monkeypatch.setattr(detprune.export, "materialize_split", meanwhile)
+    with pytest.raises(OutputError, match="appeared while this run was writing"):
+        pipeline.prune(data, method="srs", keep=0.3, out=out, cache=cache, **FAST)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["o"]  # no temporary folder left
+    # with --force, a folder of the user's that appeared is not replaced either
+    with pytest.raises(OutputError, match="appeared while this run was writing"):
+        shutil.rmtree(out)
+        pipeline.prune(data, method="srs", keep=0.3, out=out, cache=cache, force=True, **FAST)
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_sigterm_and_sighup_stop_a_run_like_ctrl_c():
+    import os
+    import signal
+
+    from detprune._interrupt import install
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        install()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), sig)
+                signal.sigtimedwait([], 0.5) if hasattr(signal, "sigtimedwait") else None
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)

@@ -64,11 +64,16 @@ def check_output_dir(
 
 
 @contextlib.contextmanager
-def atomic_output_dir(out: Path) -> Iterator[Path]:
+def atomic_output_dir(
+    out: Path, *, force: bool = True, marks: Sequence[str] = ()
+) -> Iterator[Path]:
     """Yield a temporary folder that replaces ``out`` when the block succeeds.
 
     On any exception (Ctrl-C included) the temporary folder is removed and
-    ``out`` is left as it was.
+    ``out`` is left as it was. ``force`` and ``marks`` are checked again when the result
+    is put in place (as :func:`check_output_dir` checked them at the start): a folder
+    that appeared meanwhile -- the user's, or another run's output without ``force`` --
+    is never replaced.
     """
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +83,12 @@ def atomic_output_dir(out: Path) -> Iterator[Path]:
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private (0700): the usual mode
         yield tmp
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            if not force or not out.is_dir() or (marks and not any((out / m).exists() for m in marks)):
+                raise OutputError(
+                    f"{out} appeared while this run was writing (another run or program); it was "
+                    "left as it is and this run's output discarded: run again with another --out"
+                )
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, old / "x")
