@@ -53,20 +53,34 @@ def detprune_home() -> Path:
     pathlib.Path
         ``$DETPRUNE_HOME`` or ``$XDG_CACHE_HOME/detprune`` or ``~/.cache/detprune``.
     """
-    env = os.environ.get("DETPRUNE_HOME")
-    if env:
-        home = Path(env).expanduser()
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        home = Path(base).expanduser() / "detprune"
     try:
+        env = os.environ.get("DETPRUNE_HOME")
+        if env:
+            home = Path(env).expanduser()
+        else:
+            base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+            home = Path(base).expanduser() / "detprune"
         home.mkdir(parents=True, exist_ok=True)
-    except OSError:  # read-only home (containers): a private temp folder instead
-        home = (
-            Path(tempfile.gettempdir()) / f"detprune-{os.getuid() if hasattr(os, 'getuid') else 0}"
-        )
-        home.mkdir(parents=True, exist_ok=True)
-    return home
+        return home
+    except (OSError, RuntimeError, KeyError):  # a read-only home, or none (no HOME, a uid
+        return _private_home()               # without a passwd entry: containers)
+
+
+def _private_home() -> Path:
+    """``$TMPDIR/detprune-<uid>``, made private (0700) and checked to be this user's own
+    folder; a fresh private folder where that name is taken (a file, another owner)."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    home = Path(tempfile.gettempdir()) / f"detprune-{uid if uid is not None else 0}"
+    try:
+        home.mkdir(mode=0o700, exist_ok=True)
+        st = os.lstat(home)
+        import stat
+
+        if stat.S_ISDIR(st.st_mode) and (uid is None or st.st_uid == uid) and not st.st_mode & 0o077:
+            return home
+    except OSError:
+        pass
+    return Path(tempfile.mkdtemp(prefix="detprune-"))  # private, unpredictable
 
 
 def downloads_allowed() -> bool:
@@ -101,16 +115,19 @@ def _install_fonts(folder: Path) -> None:
     if source is None:
         logger.debug("no local TTF found; ultralytics plots may try to download Arial.ttf")
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in missing:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, folder / name)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in missing:
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
+            os.close(fd)
+            try:
+                shutil.copyfile(source, tmp)
+                os.replace(tmp, folder / name)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+    except OSError as exc:  # a full or read-only home: plots fall back to PIL's font
+        logger.debug("could not install the local fonts in %s: %s", folder, exc)
 
 
 #: ultralytics settings keys of integrations that are switched off (detprune's own settings file).
@@ -140,7 +157,11 @@ def configure_offline() -> Path:
                     "ultralytics was imported before detprune configured it for offline use"
                 )
             config_dir = detprune_home() / "ultralytics"
-            config_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                config_dir.mkdir(parents=True, exist_ok=True)
+            except OSError:  # a full or read-only home
+                config_dir = _private_home() / "ultralytics"
+                config_dir.mkdir(parents=True, exist_ok=True)
             _install_fonts(config_dir / "Ultralytics")
             _configured = config_dir
         # re-asserted on every call: cheap, and survives code that edits os.environ in between

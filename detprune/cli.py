@@ -7,6 +7,8 @@ Exit codes: 0 success, 1 error (one line on stderr), 2 bad usage,
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import sys
 import warnings
@@ -617,6 +619,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if not args.debug:
         warnings.showwarning = _show_warning
+    for stream in (sys.stdout, sys.stderr):  # an ASCII-only terminal: escapes, not a crash
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     try:
         from ._interrupt import install
 
@@ -635,6 +640,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno in (errno.ENOSPC, errno.EIO):
+            # print() to a full or failing stdout (`> /dev/full`); the files were written
+            with contextlib.suppress(OSError):
+                print(f"detprune: error: cannot write to standard output: {exc.strerror}",
+                      file=sys.stderr)
+            return EXIT_ERROR
         print(
             printable(f"detprune: internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)"),
             file=sys.stderr,

@@ -97,3 +97,44 @@ def test_class_names_with_control_characters_keep_the_table_intact(make_dataset,
     assert "  two\\nlines" in text and "rtl\\u202eevil" in text
     table = text.split("[train]")[1].split("box sizes")[0].splitlines()
     assert len(table) == 5  # header line, column titles, two classes, nothing broken apart
+
+
+def test_ascii_terminal_full_stdout_and_no_home_are_handled(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DETPRUNE_HOME", "XDG_CACHE_HOME", "HOME")}
+    # an ASCII-only stdout: escapes instead of a UnicodeEncodeError (method texts hold '∝')
+    r = subprocess.run([sys.executable, "-m", "detprune", "methods"], capture_output=True,
+                       env={**env, "PYTHONIOENCODING": "ascii", "HOME": str(tmp_path)})
+    assert r.returncode == 0 and b"\\u221d" in r.stdout
+    # a full stdout: one line, not an internal error
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([sys.executable, "-m", "detprune", "methods"], stdout=full,
+                               stderr=subprocess.PIPE, text=True, env={**env, "HOME": str(tmp_path)})
+        assert r.returncode == 1
+        assert r.stderr.startswith("detprune: error: cannot write to standard output") and "internal" not in r.stderr
+
+
+def test_no_home_directory_falls_back_to_a_private_folder(tmp_path, monkeypatch):
+    """No HOME and a uid without a passwd entry (containers): Path.home() raises."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from detprune._offline import detprune_home
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    for name in ("DETPRUNE_HOME", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    home = detprune_home()
+    assert home.parent == tmp_path and home.is_dir() and os.stat(home).st_mode & 0o077 == 0
+    # the predictable name taken by a file (or by another user): a fresh private folder
+    home.rmdir()
+    home.write_text("")
+    other = detprune_home()
+    assert other != home and other.is_dir() and other.parent == tmp_path
