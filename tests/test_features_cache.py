@@ -53,6 +53,13 @@ def test_store_round_trip_and_reopen(tmp_path):
     assert found.failed == {0: "truncated JPEG"} and found.miss.tolist() == [1]
     # another identity is another store
     assert len(EmbeddingCache(tmp_path, {**IDENTITY, "imgsz": 96})) == 0
+    # segments get the usual file mode (not mkstemp's 0600): a team shares a dataset's cache
+    import os
+
+    from detprune._io import _umask
+
+    segs = list(tmp_path.rglob("seg-*.npy"))
+    assert segs and all(os.stat(f).st_mode & 0o777 == 0o666 & ~_umask() for f in segs)
 
 
 def test_changed_file_is_a_miss_and_is_replaced(tmp_path):

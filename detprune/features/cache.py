@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import _umask
 from .._io import atomic_write_bytes as _atomic_write_bytes
 
 __all__ = ["MAX_SEGMENTS", "CacheWarning", "EmbeddingCache", "Lookup"]
@@ -292,8 +293,9 @@ class EmbeddingCache:
                     raise ValueError("checksum mismatch")
                 s.array = array
             except Exception as exc:
+                why = "cannot be read" if isinstance(exc, PermissionError) else "is damaged"
                 _warn(
-                    f"embedding cache segment {self.root / s.file} is damaged ({_reason(exc)}); "
+                    f"embedding cache segment {self.root / s.file} {why} ({_reason(exc)}); "
                     "its images will be embedded again"
                 )
                 bad.append(i)
@@ -459,6 +461,7 @@ class EmbeddingCache:
     def _write_segment(self, vectors: np.ndarray) -> _Segment:
         name = f"seg-{uuid.uuid4().hex[:16]}.npy"
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.root)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide it from a team's other users
         os.close(fd)
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=vectors.shape)
@@ -544,6 +547,7 @@ class EmbeddingCache:
         order = np.lexsort((self._row, self._seg))
         name = f"seg-{uuid.uuid4().hex[:16]}.npy"
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.root)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide it from a team's other users
         os.close(fd)
         try:
             out = np.lib.format.open_memmap(
