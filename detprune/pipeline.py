@@ -827,9 +827,15 @@ def embed(
 
         buf = io.BytesIO()
         np.save(buf, emb.vectors)
-        # the row order first: a matrix never sits beside another run's list
-        atomic_write_bytes(order, "".join(f"{r.image}\n" for r in records).encode("utf-8"))
-        atomic_write_bytes(Path(save), buf.getvalue())
+        # both files written whole before either is renamed into place (a full disk leaves
+        # the old pair, never a matrix beside another run's list)
+        staged = order.with_name(f".{order.name}.staged")
+        try:
+            atomic_write_bytes(staged, "".join(f"{r.image}\n" for r in records).encode("utf-8"))
+            atomic_write_bytes(Path(save), buf.getvalue())
+            os.replace(staged, order)
+        finally:
+            staged.unlink(missing_ok=True)
     w = emb.weights
     return {
         "images": len(records),
