@@ -634,6 +634,9 @@ def sweep(
         emit("done", cell, rows[cell.id])
         _write_csv(csv_path, [rows[c.id] for c in cells if c.id in rows] + earlier)
 
+    state = _read_json(out_path / "sweep.json") or {}
+    state["failed_last_run"] = dict(failed)  # named in the report until a run retries them
+    atomic_write_json(out_path / "sweep.json", state)
     ordered = [rows[c.id] for c in cells if c.id in rows]
     earlier = _earlier_rows(out_path, {c.id for c in cells}, epochs_for, source_fp, val_fp, n_full,
                             match, embed_energy)
@@ -689,6 +692,12 @@ def write_sweep_report(out: str | os.PathLike, *, command: str | None = None) ->
         "val_each_epoch": s.get("val_each_epoch"),
         "country": ((energy.get("total") or {}).get("country")),
     }
+    failed = state.get("failed_last_run")
+    if isinstance(failed, dict) and failed:
+        meta["notes"] = (
+            f"{len(failed)} cell(s) failed in the last run and are not in the tables (run the same "
+            "command again to retry them): " + "; ".join(f"{k}: {v}" for k, v in sorted(failed.items()))
+        )
     md, _html = write_report(out, rows, meta=meta)
     return md
 

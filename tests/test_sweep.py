@@ -260,10 +260,14 @@ def test_a_failing_cell_is_reported_and_retried(data, tmp_path, monkeypatch, cap
     assert captured.err.strip().splitlines()[-1].startswith("detprune: error: 1 cell(s) failed")
     assert [r["keep"] for r in _rows(tmp_path / "sw")] == ["0.25"]
     assert calls == ["srs-k0.5-s0", "srs-k0.25-s0"]
+    # the report says which cells are missing from its tables, and why
+    assert "1 cell(s) failed in the last run" in (tmp_path / "sw" / "report.md").read_text()
+    assert "srs-k0.5-s0: simulated failure" in (tmp_path / "sw" / "report.md").read_text()
 
     monkeypatch.setattr(dtrain, "train", real)
     assert main(args) == 0
     assert [r["keep"] for r in _rows(tmp_path / "sw")] == ["0.5", "0.25"]
+    assert "failed in the last run" not in (tmp_path / "sw" / "report.md").read_text()
 
 
 def test_a_dataset_without_val_is_refused_before_anything_runs(make_dataset, tmp_path):
