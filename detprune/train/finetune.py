@@ -518,7 +518,8 @@ def _prepare_out(out: Path, plan: _DataPlan, force: bool) -> Path:
             if (out / name).is_dir() and not (out / name).is_symlink():
                 shutil.rmtree(out / name)
         for name in ("results.json", TRAIN_MARK):
-            (out / name).unlink(missing_ok=True)
+            if (out / name).is_file() or (out / name).is_symlink():
+                (out / name).unlink()
     out.mkdir(parents=True, exist_ok=True)
     # marks the folder as a run from the start, so that --force may replace an interrupted one
     atomic_write_text(out / TRAIN_MARK, json.dumps({"detprune_version": __version__}) + "\n")
