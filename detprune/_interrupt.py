@@ -9,10 +9,12 @@ their steps, which raises ``KeyboardInterrupt`` if Ctrl-C was pressed at any tim
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 
-__all__ = ["check", "install"]
+__all__ = ["check", "install", "signals_deferred"]
 
 _pressed = threading.Event()
 
@@ -41,3 +43,26 @@ def check() -> None:
     """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed since :func:`install`."""
     if _pressed.is_set():
         raise KeyboardInterrupt
+
+
+_NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Ignore Ctrl-C, SIGTERM and SIGHUP inside the block (cleanup that must finish:
+    a second Ctrl-C while a temporary folder is removed left it half removed); main
+    thread only, a no-op elsewhere. They are remembered for :func:`check`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {}
+    for name in _NAMES:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            saved[sig] = signal.signal(sig, lambda signum, frame: _pressed.set())
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

@@ -44,6 +44,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give a file name")
+    if path.exists() and not path.is_file():  # a device, FIFO or socket: the rename would replace it
+        raise OutputError(f"{path} is not a regular file; give a file name")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -15,7 +15,7 @@ from ._version import __version__
 from .dataset import load_dataset, source_paths
 from .dataset.load import source_files
 from .dataset.summary import summarize
-from .errors import ParameterError
+from .errors import OutputError, ParameterError
 
 
 def inspect(
@@ -240,14 +240,14 @@ def prune(
         {"keep": [Interval("float", 0, 1, "right"), IsNone()],
          "budget": [Interval("int", 1), IsNone()],
          "materialize": Options(MATERIALIZE_MODES),
-         "seed": Interval("int", 0),
+         "seed": Interval("int", 0, 2**32 - 1),  # torch, numpy and ultralytics take 32 bits
          "min_per_class": Interval("int", 0),
          "min_stratum_size": Interval("int", 1),
          "box_weight": Interval("float", 0, 1, "left"),
          "dedup_threshold": [Interval("float", 0, None, "neither"), IsNone()],
          "pca_dim": [Interval("int", 1), IsNone()],
          "knn_index": Options(("exact", "auto", "ivf", "hnsw")),
-         "embed_seed": [Interval("int", 0), IsNone()]},
+         "embed_seed": [Interval("int", 0, 2**32 - 1), IsNone()]},
     )
     _check_embedding_params("prune", imgsz, batch, workers, device)
     if (keep is None) == (budget is None):
@@ -443,7 +443,7 @@ def rank(
         "rank",
         {"seed": seed, "min_per_class": min_per_class, "min_stratum_size": min_stratum_size,
          "box_weight": box_weight},
-        {"seed": Interval("int", 0), "min_per_class": Interval("int", 0),
+        {"seed": Interval("int", 0, 2**32 - 1), "min_per_class": Interval("int", 0),
          "min_stratum_size": Interval("int", 1), "box_weight": Interval("float", 0, 1, "left")},
     )
     _check_embedding_params("rank", imgsz, batch, workers, device)
@@ -805,6 +805,9 @@ def embed(
         _refuse_inside_source(ds, save, "the matrix")
         order = saved_order_path(save)
         _refuse_inside_source(ds, order, "the image list")
+        for target in (Path(save), order):  # before anything is written
+            if target.is_dir() or (target.exists() and not target.is_file()):
+                raise OutputError(f"{target} exists and is not a regular file; choose another --save")
     cache_dir = Path(cache) if cache is not None else default_cache_dir(ds.root)
     embed_fn = embed_images
     extra: dict = {}
@@ -829,7 +832,7 @@ def embed(
         np.save(buf, emb.vectors)
         # both files written whole before either is renamed into place (a full disk leaves
         # the old pair, never a matrix beside another run's list)
-        staged = order.with_name(f".{order.name}.staged")
+        staged = order.with_name(f".{order.name}.{os.getpid()}-{time.monotonic_ns()}.staged")
         try:
             atomic_write_bytes(staged, "".join(f"{r.image}\n" for r in records).encode("utf-8"))
             atomic_write_bytes(Path(save), buf.getvalue())

@@ -523,9 +523,9 @@ def sweep(
         {"epochs": Interval("int", 1), "match": Options(("epochs", "steps")),
          "box_weight": Interval("float", 0, 1, "left"), "min_per_class": Interval("int", 0),
          "imgsz": Interval("int", 32), "batch": Interval("int", 1),
-         "embed_seed": Interval("int", 0),
+         "embed_seed": Interval("int", 0, 2**32 - 1),
          "keeps": Predicate(lambda v: all(0 < k < 1 for k in v), "a list of floats in (0, 1)"),
-         "seeds": Predicate(lambda v: all(k >= 0 for k in v), "a list of ints >= 0")},
+         "seeds": Predicate(lambda v: all(0 <= k < 2**32 for k in v), "a list of ints in [0, 4294967295]")},
     )
     for m in methods:
         if m == FULL:
@@ -635,7 +635,10 @@ def sweep(
         _write_csv(csv_path, [rows[c.id] for c in cells if c.id in rows] + earlier)
 
     state = _read_json(out_path / "sweep.json") or {}
-    state["failed_last_run"] = dict(failed)  # named in the report until a run retries them
+    before = state.get("failed_last_run") if isinstance(state.get("failed_last_run"), dict) else {}
+    ids = {c.id for c in cells}
+    # named in the report until a run retries them (cells outside this grid keep their entry)
+    state["failed_last_run"] = {**{k: v for k, v in before.items() if k not in ids}, **failed}
     atomic_write_json(out_path / "sweep.json", state)
     ordered = [rows[c.id] for c in cells if c.id in rows]
     earlier = _earlier_rows(out_path, {c.id for c in cells}, epochs_for, source_fp, val_fp, n_full,

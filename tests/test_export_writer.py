@@ -190,3 +190,36 @@ def test_a_failed_write_is_one_error_naming_the_file_and_still_an_oserror(tmp_pa
         atomic_write_text(blocker / "sub" / "out.md", "table")
     assert isinstance(info.value, OSError)
     assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
+
+
+def test_writes_never_replace_a_device_or_fifo_and_cleanup_survives_a_second_signal(tmp_path):
+    import signal
+
+    from detprune._interrupt import check, install, signals_deferred
+    from detprune._io import atomic_write_text
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputError, match="is not a regular file"):
+        atomic_write_text(fifo, "{}")
+    assert fifo.is_fifo()
+    # a dangling link that appears at --out is not replaced either
+    out = tmp_path / "out"
+    with pytest.raises(OutputError, match="appeared while this run was writing"):
+        with atomic_output_dir(out, force=True, marks=("manifest.json",)) as tmp:
+            (tmp / "x").write_text("x")
+            out.symlink_to(tmp_path / "nowhere")
+    assert out.is_symlink() and not any(p.name.startswith(".out.tmp") for p in tmp_path.iterdir())
+    # a signal inside cleanup is remembered, not raised
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        install()
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # let the handler run: nothing is raised here
+                pass
+        with pytest.raises(KeyboardInterrupt):
+            check()
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)

@@ -667,3 +667,14 @@ def test_sigterm_and_sighup_stop_a_run_like_ctrl_c():
     finally:
         for s, h in saved.items():
             signal.signal(s, h)
+
+
+def test_embed_save_beside_a_folder_named_like_its_list_writes_nothing(make_dataset, tmp_path, capsys):
+    y = make_dataset({"train": {"a": "0 0.5 0.5 0.2 0.2\n"}})
+    (tmp_path / "e.images.txt").mkdir()
+    assert main(["embed", str(y), "--weights", "yolov5n.yaml", "--imgsz", "64", "--quiet",
+                 "--cache", str(tmp_path / "c"), "--save", str(tmp_path / "e.npy")]) == 1
+    assert "e.images.txt exists and is not a regular file" in capsys.readouterr().err
+    assert not (tmp_path / "e.npy").exists()
+    with pytest.raises(ParameterError, match=r"^The 'seed' parameter of prune must be an int in \[0, "):
+        pipeline.prune(y, keep=0.5, seed=2**64, out=tmp_path / "o", **FAST)

@@ -529,3 +529,27 @@ def test_force_replaces_an_interrupted_run_whole(data, tmp_path):
     assert "/elsewhere/old.jpg" not in (out / "source" / "train.txt").read_text()
     assert (out / "my-notes.txt").read_text() == "mine"  # not ours: left alone
     assert (out / TRAIN_MARK).is_file() and (out / "results.json").is_file()
+
+
+def test_force_removes_links_in_a_run_never_what_they_point_to(data, tmp_path):
+    """A run's source/ or ultralytics/ that is a link (to the user's folder, or to the
+    dataset itself) is removed as a link: the new run never writes through it."""
+    from detprune.train.finetune import TRAIN_MARK
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "train.txt").write_text("mine\n")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / TRAIN_MARK).write_text("{}\n")
+    (out / "source").symlink_to(victim)
+    (out / "ultralytics").write_text("not a folder")
+    r = train(data, epochs=1, out=out, force=True, measure_energy=False, **TINY)
+    assert (victim / "train.txt").read_text() == "mine\n" and [p.name for p in victim.iterdir()] == ["train.txt"]
+    assert not (out / "source").is_symlink() and (out / "ultralytics").is_dir()
+    assert r.results["ultralytics_dir"].startswith(str(out))
+
+
+def test_seeds_beyond_32_bits_are_refused_up_front(data, tmp_path):
+    with pytest.raises(ParameterError, match=r"^The 'seed' parameter of train must be an int in \[0, "):
+        train(data, epochs=1, seed=2**32, out=tmp_path / "x", **TINY)

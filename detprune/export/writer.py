@@ -83,6 +83,11 @@ def atomic_output_dir(
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private (0700): the usual mode
         yield tmp
+        if out.is_symlink() and not out.exists():  # a dangling link: not ours to replace
+            raise OutputError(
+                f"{out} appeared while this run was writing (a link to nothing); it was left as it "
+                "is and this run's output discarded: run again with another --out"
+            )
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             if not force or not out.is_dir() or (marks and not any((out / m).exists() for m in marks)):
                 raise OutputError(
@@ -97,7 +102,10 @@ def atomic_output_dir(
         else:
             os.replace(tmp, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        from .._interrupt import signals_deferred
+
+        with signals_deferred():  # a second Ctrl-C must not leave it half removed
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

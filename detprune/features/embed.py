@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import numbers
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -511,7 +512,8 @@ _CONSTRAINTS = {
     "paths": Predicate(_is_path_sequence, "a sequence of paths"),
     "weights": InstanceOf((str, os.PathLike), "a checkpoint path, a model yaml or 'auto'"),
     "imgsz": Predicate(
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 32 and v % 32 == 0,
+        lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool | np.bool_) and v >= 32
+        and v % 32 == 0,
         "an int >= 32 and a multiple of 32",
     ),
     "batch": Interval("int", 1, None),

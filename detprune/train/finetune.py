@@ -514,12 +514,12 @@ def _prepare_out(out: Path, plan: _DataPlan, force: bool) -> Path:
             raise OutputError(
                 f"{out} is not empty and holds no detprune training run; refusing to replace it"
             )
-        for name in (ULTRALYTICS_DIR, "source"):
-            if (out / name).is_dir() and not (out / name).is_symlink():
-                shutil.rmtree(out / name)
-        for name in ("results.json", TRAIN_MARK):
-            if (out / name).is_file() or (out / name).is_symlink():
-                (out / name).unlink()
+        for name in (ULTRALYTICS_DIR, "source", "results.json", TRAIN_MARK):
+            q = out / name
+            if q.is_symlink() or (q.exists() and not q.is_dir()):
+                q.unlink()  # a link itself, never what it points to (the run writes here next)
+            elif q.is_dir() and name in (ULTRALYTICS_DIR, "source"):
+                shutil.rmtree(q)
     out.mkdir(parents=True, exist_ok=True)
     # marks the folder as a run from the start, so that --force may replace an interrupted one
     atomic_write_text(out / TRAIN_MARK, json.dumps({"detprune_version": __version__}) + "\n")
@@ -1062,7 +1062,7 @@ def train(
          "device": Predicate(lambda d: isinstance(d, str) and _DEVICE_RE.match(d.strip().lower()),
                              "one of 'auto', 'cpu', 'cuda', 'cuda:N', 'N', 'mps' (one device)"),
          "workers": [Interval("int", 0), IsNone()],
-         "seed": Interval("int", 0),
+         "seed": Interval("int", 0, 2**32 - 1),  # ultralytics seeds numpy with it
          "schedule": [InstanceOf(str, "a schedule string"), IsNone()],
          "patience": Interval("int", 1),
          "val": InstanceOf(bool, "a bool"), "plots": InstanceOf(bool, "a bool"),
