@@ -145,6 +145,9 @@ def test_duplicates_names_and_runs_that_do_not_compare(tmp_path, runs):
     b = write_run(tmp_path / "sweepB", "mms-k0.3-s0", map50=0.6, map5095=0.3, seen=900, seconds=9.0,
                   kwh=0.001, co2=0.001)
     assert [r["run"] for r in compare_runs([a, b]).rows] == ["sweepA/mms-k0.3-s0", "sweepB/mms-k0.3-s0"]
+    deep = [write_run(tmp_path / x / "cells", "run", map50=0.5, map5095=0.3, seen=9, seconds=1.0,
+                      kwh=0.001, co2=0.001) for x in ("X", "Y")]
+    assert [r["run"] for r in compare_runs(deep).rows] == ["X/cells/run", "Y/cells/run"]
     # other val sets or classes: said in the table
     for run, n, names in ((a, 6, ["circle"]), (b, 5, ["circle", "square"])):
         res = json.loads((run / "results.json").read_text())

@@ -238,11 +238,15 @@ def compare_runs(
     paths = unique
     loaded = [load_run(p) for p in paths]
     rows = [_row(p, r) for p, r in zip(paths, loaded, strict=True)]
-    labels = [r["run"] for r in rows]
-    for r, p in zip(rows, paths, strict=True):  # equal folder names (cells of two sweeps)
-        if labels.count(r["run"]) > 1:
-            folder = p if p.is_dir() else p.parent
-            r["run"] = f"{folder.parent.name}/{folder.name}"
+    # equal folder names (cells of two sweeps): the shortest path tails that tell them apart
+    folders = [(p if p.is_dir() else p.parent).resolve().parts for p in paths]
+    for depth in range(2, max(len(f) for f in folders) + 1):
+        labels = [r["run"] for r in rows]
+        clash = [i for i, r in enumerate(rows) if labels.count(r["run"]) > 1]
+        if not clash:
+            break
+        for i in clash:
+            rows[i]["run"] = "/".join(folders[i][-depth:])
     if baseline is not None:
         target = Path(baseline).expanduser().resolve()
         base_i = next(i for i, p in enumerate(paths) if p.resolve() == target)
