@@ -806,8 +806,10 @@ def embed(
         order = saved_order_path(save)
         _refuse_inside_source(ds, order, "the image list")
         for target in (Path(save), order):  # before anything is written
-            if target.is_dir() or (target.exists() and not target.is_file()):
-                raise OutputError(f"{target} exists and is not a regular file; choose another --save")
+            if target.is_dir():
+                raise OutputError(f"{target} is a folder; give a file name for --save")
+            if target.exists() and not target.is_file():
+                raise OutputError(f"{target} is not a regular file; give another file name for --save")
     cache_dir = Path(cache) if cache is not None else default_cache_dir(ds.root)
     embed_fn = embed_images
     extra: dict = {}

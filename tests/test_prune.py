@@ -674,7 +674,7 @@ def test_embed_save_beside_a_folder_named_like_its_list_writes_nothing(make_data
     (tmp_path / "e.images.txt").mkdir()
     assert main(["embed", str(y), "--weights", "yolov5n.yaml", "--imgsz", "64", "--quiet",
                  "--cache", str(tmp_path / "c"), "--save", str(tmp_path / "e.npy")]) == 1
-    assert "e.images.txt exists and is not a regular file" in capsys.readouterr().err
+    assert "e.images.txt is a folder; give a file name for --save" in capsys.readouterr().err
     assert not (tmp_path / "e.npy").exists()
     with pytest.raises(ParameterError, match=r"^The 'seed' parameter of prune must be an int in \[0, "):
         pipeline.prune(y, keep=0.5, seed=2**64, out=tmp_path / "o", **FAST)
