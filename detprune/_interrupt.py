@@ -17,6 +17,8 @@ from collections.abc import Iterator
 __all__ = ["check", "install", "signals_deferred"]
 
 _pressed = threading.Event()
+#: the signals that stop a run cleanly (no SIGHUP on Windows: skipped where absent)
+_NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
 def _handler(signum, frame) -> None:
@@ -33,8 +35,8 @@ def install() -> None:
     """
     if threading.current_thread() is threading.main_thread():
         _pressed.clear()
-        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-            sig = getattr(signal, name, None)  # no SIGHUP on Windows
+        for name in _NAMES:
+            sig = getattr(signal, name, None)
             if sig is not None:
                 signal.signal(sig, _handler)
 
@@ -43,9 +45,6 @@ def check() -> None:
     """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed since :func:`install`."""
     if _pressed.is_set():
         raise KeyboardInterrupt
-
-
-_NAMES = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
 @contextlib.contextmanager
