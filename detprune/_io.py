@@ -33,19 +33,27 @@ def _umask() -> int:
     return mask
 
 
+def check_file_target(path: Path, hint: str = "") -> None:
+    """Refuse an output file path that is a folder, a device, a FIFO or a socket (an atomic
+    write would fail on the first and replace the others); ``hint`` ends the message."""
+    from .errors import OutputError
+
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give a file name{hint}")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"{path} is not a regular file; give a file name{hint}")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename.
 
     The file gets the permissions a plain ``open(path, "w")`` would give it
     (``0o666`` less the umask), not ``mkstemp``'s private ``0o600``.
     """
-    from .errors import OutputError, WriteError
+    from .errors import WriteError
 
     path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{path} is a folder; give a file name")
-    if path.exists() and not path.is_file():  # a device, FIFO or socket: the rename would replace it
-        raise OutputError(f"{path} is not a regular file; give a file name")
+    check_file_target(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

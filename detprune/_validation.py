@@ -88,6 +88,10 @@ class Interval(Constraint):
         return f"{name} in {left}{_fmt(self.low)}, {_fmt(self.high)}{right}"
 
 
+#: Seeds of the commands: torch, numpy and ultralytics take them as 32-bit numbers.
+SEED = Interval("int", 0, 2**32 - 1)
+
+
 @dataclass(frozen=True)
 class Options(Constraint):
     """One of a fixed set of values."""

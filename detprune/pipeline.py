@@ -10,12 +10,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._validation import IsNone
+from ._io import check_file_target
+from ._validation import SEED, IsNone
 from ._version import __version__
 from .dataset import load_dataset, source_paths
 from .dataset.load import source_files
 from .dataset.summary import summarize
-from .errors import OutputError, ParameterError
+from .errors import ParameterError
 
 
 def inspect(
@@ -240,14 +241,14 @@ def prune(
         {"keep": [Interval("float", 0, 1, "right"), IsNone()],
          "budget": [Interval("int", 1), IsNone()],
          "materialize": Options(MATERIALIZE_MODES),
-         "seed": Interval("int", 0, 2**32 - 1),  # torch, numpy and ultralytics take 32 bits
+         "seed": SEED,
          "min_per_class": Interval("int", 0),
          "min_stratum_size": Interval("int", 1),
          "box_weight": Interval("float", 0, 1, "left"),
          "dedup_threshold": [Interval("float", 0, None, "neither"), IsNone()],
          "pca_dim": [Interval("int", 1), IsNone()],
          "knn_index": Options(("exact", "auto", "ivf", "hnsw")),
-         "embed_seed": [Interval("int", 0, 2**32 - 1), IsNone()]},
+         "embed_seed": [SEED, IsNone()]},
     )
     _check_embedding_params("prune", imgsz, batch, workers, device)
     if (keep is None) == (budget is None):
@@ -443,7 +444,7 @@ def rank(
         "rank",
         {"seed": seed, "min_per_class": min_per_class, "min_stratum_size": min_stratum_size,
          "box_weight": box_weight},
-        {"seed": Interval("int", 0, 2**32 - 1), "min_per_class": Interval("int", 0),
+        {"seed": SEED, "min_per_class": Interval("int", 0),
          "min_stratum_size": Interval("int", 1), "box_weight": Interval("float", 0, 1, "left")},
     )
     _check_embedding_params("rank", imgsz, batch, workers, device)
@@ -642,23 +643,23 @@ def _epsilon_dict(rep, names) -> dict:
         name = names[c["class"]] if 0 <= c["class"] < len(names) else str(c["class"])
         classes[name] = {k: v for k, v in c.items() if k != "class"}
     total = sum(rep.n_total)
-    mean_l2 = (
-        sum(m * n for m, n in zip(rep.mean_l2, rep.n_total, strict=True) if n) / total if total else 0.0
-    )
     if not total:  # no image of the split has a box: no class to be representative of
-        return {"eps_linf": None, "eps_l2": None, "mean_l2": None,
-                "space": "selection feature space (normalised embedding + weighted box statistics)",
+        return {"eps_linf": None, "eps_l2": None, "mean_l2": None, "space": _EPS_SPACE,
                 "classes": classes, "warnings": ["no image of the split has a box: ε is undefined"]}
     return {
         "eps_linf": rep.overall_linf,
         "eps_l2": rep.overall_l2,
         # the mean over every (image, class) of the distance to the nearest kept image of the class:
         # unlike the maxima, not decided by the rarest class alone
-        "mean_l2": mean_l2,
-        "space": "selection feature space (normalised embedding + weighted box statistics)",
+        "mean_l2": sum(m * n for m, n in zip(rep.mean_l2, rep.n_total, strict=True) if n) / total,
+        "space": _EPS_SPACE,
         "classes": classes,
         "warnings": list(rep.warnings),
     }
+
+
+#: Where ε is measured (recorded in the manifest).
+_EPS_SPACE = "selection feature space (normalised embedding + weighted box statistics)"
 
 
 def _csv_rows(ds, records, usable, picked, sel, strata, stats) -> list[dict]:
@@ -806,10 +807,7 @@ def embed(
         order = saved_order_path(save)
         _refuse_inside_source(ds, order, "the image list")
         for target in (Path(save), order):  # before anything is written
-            if target.is_dir():
-                raise OutputError(f"{target} is a folder; give a file name for --save")
-            if target.exists() and not target.is_file():
-                raise OutputError(f"{target} is not a regular file; give another file name for --save")
+            check_file_target(target, " for --save")
     cache_dir = Path(cache) if cache is not None else default_cache_dir(ds.root)
     embed_fn = embed_images
     extra: dict = {}

@@ -201,12 +201,13 @@ def _prepare_out(out: Path, settings: dict, *, force: bool, protected: Sequence[
                               "choose another --out or empty it")
         else:
             recorded = old.get("settings") if isinstance(old.get("settings"), dict) else {}
-            diff = [k for k in _FIXED if recorded.get(k, _UNRECORDED.get(k)) != settings[k]]
+            there = {k: recorded.get(k, _UNRECORDED.get(k)) for k in _FIXED}
+            diff = [k for k in _FIXED if there[k] != settings[k]]
             if diff and not force:
                 k = diff[0]
                 raise OutputError(
-                    f"{out} holds a sweep with other settings ({k}: {recorded.get(k, _UNRECORDED.get(k))!r} "
-                    f"there, {settings[k]!r} now); use another --out, or --force to start over"
+                    f"{out} holds a sweep with other settings ({k}: {there[k]!r} there, "
+                    f"{settings[k]!r} now); use another --out, or --force to start over"
                 )
             if diff:
                 shutil.rmtree(out)
@@ -508,7 +509,7 @@ def sweep(
         If ``out`` cannot be used.
     """
     from . import pipeline
-    from ._validation import Interval, Options, Predicate, validate_params
+    from ._validation import SEED, Interval, Options, Predicate, validate_params
     from .dataset import load_dataset, source_paths
     from .select import get_reducer
     from .train import train
@@ -523,9 +524,10 @@ def sweep(
         {"epochs": Interval("int", 1), "match": Options(("epochs", "steps")),
          "box_weight": Interval("float", 0, 1, "left"), "min_per_class": Interval("int", 0),
          "imgsz": Interval("int", 32), "batch": Interval("int", 1),
-         "embed_seed": Interval("int", 0, 2**32 - 1),
+         "embed_seed": SEED,
          "keeps": Predicate(lambda v: all(0 < k < 1 for k in v), "a list of floats in (0, 1)"),
-         "seeds": Predicate(lambda v: all(0 <= k < 2**32 for k in v), "a list of ints in [0, 4294967295]")},
+         "seeds": Predicate(lambda v: all(SEED.is_satisfied_by(k) for k in v),
+                             "a list of ints in [0, 4294967295]")},
     )
     for m in methods:
         if m == FULL:
@@ -592,8 +594,9 @@ def sweep(
     from ._interrupt import check as check_interrupt
 
     # finished cells of earlier runs over a larger grid stay in results.csv and the report
-    earlier = _earlier_rows(out_path, {c.id for c in cells}, epochs_for, source_fp, val_fp, n_full,
-                            match, embed_energy)
+    # (this run writes only the cells of its own grid: they are found once)
+    grid = {c.id for c in cells}
+    earlier = _earlier_rows(out_path, grid, epochs_for, source_fp, val_fp, n_full, match, embed_energy)
     for cell in cells:
         check_interrupt()  # a Ctrl-C that landed in garbage collection was swallowed there
         cdir = out_path / "cells" / cell.id
@@ -636,13 +639,10 @@ def sweep(
 
     state = _read_json(out_path / "sweep.json") or {}
     before = state.get("failed_last_run") if isinstance(state.get("failed_last_run"), dict) else {}
-    ids = {c.id for c in cells}
     # named in the report until a run retries them (cells outside this grid keep their entry)
-    state["failed_last_run"] = {**{k: v for k, v in before.items() if k not in ids}, **failed}
+    state["failed_last_run"] = {**{k: v for k, v in before.items() if k not in grid}, **failed}
     atomic_write_json(out_path / "sweep.json", state)
     ordered = [rows[c.id] for c in cells if c.id in rows]
-    earlier = _earlier_rows(out_path, {c.id for c in cells}, epochs_for, source_fp, val_fp, n_full,
-                            match, embed_energy)
     _write_csv(csv_path, ordered + earlier)
     report_path = None
     if report and (ordered or earlier):

@@ -468,6 +468,11 @@ def source_paths(ds: Dataset) -> list[Path]:
     too: an output that replaces them would delete them), and the folders that hold
     the images (readable or left out) and label files of every split.
     """
+    return _source_paths(ds, _unloaded_images(ds))
+
+
+def _source_paths(ds: Dataset, unloaded: list[Path]) -> list[Path]:
+    """:func:`source_paths`, given the images of the unread splits (listed once)."""
     paths = {ds.root}
     if ds.yaml is not None:
         paths.add(ds.yaml)
@@ -480,7 +485,7 @@ def source_paths(ds: Dataset) -> list[Path]:
                 paths.add(r.label.parent)
     for _, sources in ds.unloaded:
         paths.update(resolve_source(ds.root, s) for s in sources)
-    for img in _unloaded_images(ds):
+    for img in unloaded:
         paths.update((img.parent, label_path_for(img).parent))
     return sorted(paths)
 
@@ -500,13 +505,14 @@ def _unloaded_images(ds: Dataset) -> list[Path]:
 def source_files(ds: Dataset) -> set[Path]:
     """The dataset's own files, resolved: data.yaml, list files, images (readable or left
     out) and labels (the files of the places :func:`source_paths` lists)."""
-    files = {p.resolve() for p in source_paths(ds) if p.is_file()}
+    unloaded = _unloaded_images(ds)
+    files = {p.resolve() for p in _source_paths(ds, unloaded) if p.is_file()}
     for sp in ds.splits.values():
         files.update(Path(e).resolve() for e in sp.excluded)
         for r in sp.records:
             files.add(r.image.resolve())
             if r.label is not None:
                 files.add(r.label.resolve())
-    for img in _unloaded_images(ds):
+    for img in unloaded:
         files.update((img.resolve(), label_path_for(img).resolve()))
     return files

@@ -55,12 +55,18 @@ def check_output_dir(
         if any(out.iterdir()):
             if not force:
                 raise OutputError(f"{out} exists and is not empty; pass --force to replace it")
-            if marks and not any((out / m).exists() for m in marks):
+            if not _holds_mark(out, marks):
                 raise OutputError(
                     f"{out} is not empty and holds no detprune output (no {' or '.join(marks)}); "
                     "refusing to replace it even with --force: choose another --out or empty it"
                 )
     return out
+
+
+def _holds_mark(out: Path, marks: Sequence[str]) -> bool:
+    """Whether the folder ``out`` may be replaced by ``--force``: it holds one of ``marks``
+    (an earlier output of ours), or no marks are asked for."""
+    return not marks or any((out / m).exists() for m in marks)
 
 
 @contextlib.contextmanager
@@ -89,7 +95,7 @@ def atomic_output_dir(
                 "is and this run's output discarded: run again with another --out"
             )
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            if not force or not out.is_dir() or (marks and not any((out / m).exists() for m in marks)):
+            if not force or not out.is_dir() or not _holds_mark(out, marks):
                 raise OutputError(
                     f"{out} appeared while this run was writing (another run or program); it was "
                     "left as it is and this run's output discarded: run again with another --out"

@@ -104,7 +104,7 @@ def _row(run: Path, r: dict) -> dict:
     }
 
 
-def _warnings(rows: Sequence[dict], data: Sequence[dict]) -> list[str]:
+def _warnings(data: Sequence[dict]) -> list[str]:
     """What makes the runs' figures not comparable: other classes, other val sets."""
     out = []
     names = {tuple(d["names"]) for d in data if isinstance(d.get("names"), list)}
@@ -257,4 +257,4 @@ def compare_runs(
     for r in rows:
         for key, _, _ in COLUMNS + COMBINED:
             r[f"{key}_rel"] = _ratio(r[key], base[key])
-    return Comparison(rows, base_i, tuple(_warnings(rows, [_dict(r.get("data")) for r in loaded])))
+    return Comparison(rows, base_i, tuple(_warnings([_dict(r.get("data")) for r in loaded])))

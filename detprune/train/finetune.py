@@ -123,7 +123,7 @@ from typing import Any
 
 from .._interrupt import check as check_interrupt
 from .._io import atomic_write_text
-from .._validation import InstanceOf, Interval, IsNone, Options, Predicate, validate_params
+from .._validation import SEED, InstanceOf, Interval, IsNone, Options, Predicate, validate_params
 from .._version import __version__
 from ..errors import DatasetError, DetpruneError, OutputError, ParameterError
 from .schedules import fractions, images_for_epoch, parse_schedule
@@ -529,13 +529,15 @@ def _prepare_out(out: Path, plan: _DataPlan, force: bool) -> Path:
 def _is_train_run(out: Path) -> bool:
     """Whether ``out`` holds a run of :func:`train`: its mark (written when a run starts),
     or a ``results.json`` that detprune wrote (runs from before the mark)."""
+    from .compare import load_run
+
     if (out / TRAIN_MARK).is_file():
         return True
     try:
-        results = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        load_run(out)  # refuses all but a readable results.json with a results_version
+    except DetpruneError:
         return False
-    return isinstance(results, dict) and results.get("results_version") is not None
+    return True
 
 
 # ----------------------------------------------------------------------------- pick orders
@@ -1062,7 +1064,7 @@ def train(
          "device": Predicate(lambda d: isinstance(d, str) and _DEVICE_RE.match(d.strip().lower()),
                              "one of 'auto', 'cpu', 'cuda', 'cuda:N', 'N', 'mps' (one device)"),
          "workers": [Interval("int", 0), IsNone()],
-         "seed": Interval("int", 0, 2**32 - 1),  # ultralytics seeds numpy with it
+         "seed": SEED,
          "schedule": [InstanceOf(str, "a schedule string"), IsNone()],
          "patience": Interval("int", 1),
          "val": InstanceOf(bool, "a bool"), "plots": InstanceOf(bool, "a bool"),
